@@ -1,0 +1,66 @@
+"""What every repository shares: its session, and the ``find``/``update`` plumbing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+
+from ims_repo.errors import InvalidInput
+from ims_repo.filters import FilterSet
+from ims_repo.loader import BoundStatement, Statement
+
+if TYPE_CHECKING:
+    from ims_repo.session import Session
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class Repository:
+    """Base of the per-table repositories: typed methods over named statements."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+
+def bind_find(
+    statement: Statement,
+    filter_set: FilterSet,
+    filters: Mapping[str, Any],
+    order_by: Sequence[str] | None,
+    limit: int | None,
+    offset: int,
+) -> BoundStatement:
+    """Bind a ``find``-shaped statement: whitelisted filters, order, one page."""
+    _check_page(limit, offset)
+    return statement.bind(
+        {"limit": limit, "offset": offset},
+        filters=filter_set.where(filters),
+        order_by=filter_set.order_by(order_by),
+    )
+
+
+def changes_document(changes: Mapping[str, Any]) -> Jsonb:
+    """The validated changes of an ``update`` as the JSON object its SQL reads.
+
+    ``jsonb_populate_record`` in the statement keeps every column the object leaves out.
+    """
+    return Jsonb({name: _jsonable(value) for name, value in changes.items()})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _check_page(limit: int | None, offset: int) -> None:
+    for name, value in (("limit", limit), ("offset", offset)):
+        if value is None and name == "limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(f"{name} must be a non-negative int, not {value!r}")

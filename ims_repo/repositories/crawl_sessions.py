@@ -1,0 +1,158 @@
+"""``s.crawl_sessions``: crawl runs (``queries/crawl_sessions.sql``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+from pydantic import TypeAdapter, ValidationError
+
+from ims_repo import loader
+from ims_repo.errors import InvalidInput, NotFound
+from ims_repo.filters import Column, FilterSet
+from ims_repo.records import CrawlSession, DurationStats, NewCrawlSession
+from ims_repo.records.types import JsonObject, SessionStatus, Text, validate_changes, validate_input
+from ims_repo.repositories.base import Repository, bind_find, changes_document
+
+_SQL = loader.load("crawl_sessions")
+GET = _SQL.statement("get", "session_id", record=CrawlSession)
+GET_BY_UUID = _SQL.statement("get_by_uuid", "session_uuid", record=CrawlSession)
+FIND = _SQL.statement("find", "limit", "offset", record=CrawlSession)
+LIST_FOR_USER = _SQL.statement("list_for_user", "user_id", record=CrawlSession)
+CREATE = _SQL.statement("create", *NewCrawlSession.model_fields, record=CrawlSession)
+UPDATE = _SQL.statement("update", "session_id", "changes", record=CrawlSession)
+DELETE = _SQL.statement("delete", "session_id")
+DURATION_STATS = _SQL.statement("duration_stats", record=DurationStats)
+WITH_METADATA_KEY = _SQL.statement("with_metadata_key", "key", record=CrawlSession)
+METADATA_CONTAINS = _SQL.statement("metadata_contains", "document", record=CrawlSession)
+
+FILTERS = FilterSet(
+    columns={
+        "session_id": Column(int),
+        "session_uuid": Column(UUID),
+        "user_id": Column(int),
+        "product": Column(str),
+        "original_query": Column(str),
+        "query_language": Column(str, nullable=True),
+        "status": Column(SessionStatus),
+        "started_at": Column(datetime, nullable=True),
+        "completed_at": Column(datetime, nullable=True),
+        "duration_seconds": Column(int, nullable=True),
+        "total_issues": Column(int),
+        "data_path": Column(str, nullable=True),
+        "created_at": Column(datetime),
+    },
+    key="session_id",
+)
+"""``find`` filters, in the forms of ``ims_repo.filters``: e.g. ``status="completed"``,
+``status_not=``, ``status_in=[…]``, ``product_like="Open%"``, ``has_data_path=True``,
+``started_at_from=``/``started_at_to=``."""
+
+UPDATABLE = tuple(
+    name for name in NewCrawlSession.model_fields if name not in ("user_id", "session_uuid")
+)
+
+_PATH = TypeAdapter(list[Text])
+_JSON_OBJECT = TypeAdapter(JsonObject)
+_KEY = TypeAdapter(Text)
+
+
+class CrawlSessionRepository(Repository):
+    """Crawl sessions: each context sees and writes only its own (an admin, all)."""
+
+    def get(self, session_id: int) -> CrawlSession | None:
+        """The session with this id, or None (also when RLS hides it)."""
+        return self._session.fetch_one(GET.bind({"session_id": session_id}), CrawlSession)
+
+    def get_by_uuid(self, session_uuid: UUID | str) -> CrawlSession | None:
+        """The session with this UUID, or None."""
+        try:
+            key = UUID(str(session_uuid))
+        except ValueError:
+            raise InvalidInput(f"not a UUID: {session_uuid!r}") from None
+        return self._session.fetch_one(GET_BY_UUID.bind({"session_uuid": key}), CrawlSession)
+
+    def find(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[CrawlSession]:
+        """Visible sessions matching ``filters`` (see ``FILTERS``), ordered by
+        ``order_by`` keys (``-key`` descending; default ``session_id``)."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        return self._session.fetch_all(bound, CrawlSession)
+
+    def list_for_user(self, user_id: int) -> list[CrawlSession]:
+        """The user's sessions, oldest first (empty for a user RLS hides)."""
+        return self._session.fetch_all(LIST_FOR_USER.bind({"user_id": user_id}), CrawlSession)
+
+    def create(self, new: NewCrawlSession | Mapping[str, Any]) -> CrawlSession:
+        """Record a session; ``PermissionDenied`` when ``user_id`` is not the context's."""
+        crawl = validate_input(NewCrawlSession, new)
+        params = crawl.model_dump()
+        params["session_metadata"] = Jsonb(crawl.session_metadata)
+        created = self._session.fetch_one(CREATE.bind(params), CrawlSession)
+        assert created is not None  # INSERT … RETURNING gives the row
+        return created
+
+    def update(self, session_id: int, **fields: Any) -> CrawlSession:
+        """Change the given fields; ``NotFound`` if the session is absent or hidden."""
+        changes = validate_changes(NewCrawlSession, fields, allowed=UPDATABLE)
+        bound = UPDATE.bind({"session_id": session_id, "changes": changes_document(changes)})
+        updated = self._session.fetch_one(bound, CrawlSession)
+        if updated is None:
+            raise NotFound(
+                f"ims.crawl_sessions has no visible session_id={session_id}",
+                table="crawl_sessions",
+                key=str(session_id),
+            )
+        return updated
+
+    def delete(self, session_id: int) -> bool:
+        """Remove a session with its links and errors; False if absent or hidden."""
+        return self._session.run(DELETE.bind({"session_id": session_id})) > 0
+
+    def duration_stats(self) -> DurationStats:
+        """``avg``, ``min`` and ``max`` of ``duration_seconds`` over visible sessions."""
+        stats = self._session.fetch_one(DURATION_STATS.bind({}), DurationStats)
+        assert stats is not None  # an aggregate always returns one row
+        return stats
+
+    def find_by_metadata(self, *, path: Sequence[str], equals: Any) -> list[CrawlSession]:
+        """Sessions whose metadata has ``equals`` at the key ``path``
+        (``path=["nl_parsing", "method"], equals="rule_based"``).
+
+        The JSON value must equal ``equals`` exactly, type included ("1" is not 1).
+        """
+        keys = _validated(_PATH, list(path) if not isinstance(path, str) else path, "path")
+        if not keys:
+            raise InvalidInput("path needs at least one key")
+        document: Any = equals
+        for key in reversed(keys):
+            document = {key: document}
+        return self.metadata_contains(document)
+
+    def with_metadata_key(self, key: str) -> list[CrawlSession]:
+        """Sessions whose metadata has the top-level ``key``."""
+        checked = _validated(_KEY, key, "key")
+        return self._session.fetch_all(WITH_METADATA_KEY.bind({"key": checked}), CrawlSession)
+
+    def metadata_contains(self, document: Mapping[str, Any]) -> list[CrawlSession]:
+        """Sessions whose metadata contains the JSON object ``document``."""
+        checked = _validated(_JSON_OBJECT, document, "document")
+        bound = METADATA_CONTAINS.bind({"document": Jsonb(checked)})
+        return self._session.fetch_all(bound, CrawlSession)
+
+
+def _validated(adapter: TypeAdapter[Any], value: Any, name: str) -> Any:
+    try:
+        return adapter.validate_python(value, strict=True)
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]["msg"]
+        raise InvalidInput(f"{name}: {problem}") from error

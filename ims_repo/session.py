@@ -1,0 +1,212 @@
+"""A session: one pooled connection, one transaction at a time, one RLS context.
+
+How the context is kept from leaking (SPEC §3): connections are in autocommit mode, and
+the session opens each transaction itself by sending, in one pipelined round trip,
+``BEGIN``, ``SELECT ims.set_current_user(…)`` (a transaction-local setting) and the first
+statement. Commit, rollback, an exception or a lost connection all end the transaction,
+and with it the setting, so the next checkout of the connection starts with none. The
+context is set at the start of *every* transaction, also to "none", so even a
+session-level setting left by raw SQL is never seen by a later checkout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import dict_row
+from pydantic import BaseModel, TypeAdapter
+
+from ims_repo import loader
+from ims_repo.errors import InvalidInput, TransactionAborted, map_error
+from ims_repo.loader import BoundStatement
+
+if TYPE_CHECKING:
+    from ims_repo.repositories.crawl_sessions import CrawlSessionRepository
+    from ims_repo.repositories.users import UserRepository
+
+R = TypeVar("R", bound=BaseModel)
+
+_SET_CONTEXT = loader.load("context").statement("set_current_user", "user_id")
+
+
+class Session:
+    """Runs named statements for one caller; obtained from ``Database.session()``.
+
+    The repositories (``s.users``, ``s.crawl_sessions``, …) are attributes; ``execute``
+    runs raw SQL; ``commit``/``rollback`` end the current transaction early and the
+    context holds for the rest of the block; ``savepoint()`` lets a statement fail
+    without aborting the transaction.
+    """
+
+    def __init__(self, connection: psycopg.Connection[Any], user_id: int | None) -> None:
+        self._connection = connection
+        self._user_id = _check_user_id(user_id)
+        self.statements_sent = 0
+        """Statements sent for the caller (not counting BEGIN, context and COMMIT)."""
+
+    # --- repositories -------------------------------------------------------------
+
+    @cached_property
+    def users(self) -> UserRepository:
+        from ims_repo.repositories.users import UserRepository
+
+        return UserRepository(self)
+
+    @cached_property
+    def crawl_sessions(self) -> CrawlSessionRepository:
+        from ims_repo.repositories.crawl_sessions import CrawlSessionRepository
+
+        return CrawlSessionRepository(self)
+
+    # --- context and transactions -------------------------------------------------
+
+    @property
+    def user_id(self) -> int | None:
+        """The RLS context: the user whose rows this session sees, or None (no rows)."""
+        return self._user_id
+
+    def set_user(self, user_id: int | None) -> None:
+        """Change the RLS context, at once and for the rest of the block."""
+        self._user_id = _check_user_id(user_id)
+        if self.in_transaction:
+            self._send(_SET_CONTEXT.bind({"user_id": self._user_id}))
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._connection.info.transaction_status != TransactionStatus.IDLE
+
+    def commit(self) -> None:
+        """Commit now; the next statement starts a new transaction with the same context."""
+        self._end("COMMIT")
+
+    def rollback(self) -> None:
+        """Roll back now, also after a failed statement; the context stays."""
+        self._end("ROLLBACK")
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Run the block so that, if it fails, only its own work is undone.
+
+        The exception still propagates; catch it outside the block and carry on::
+
+            try:
+                with s.savepoint():
+                    s.users.create(maybe_duplicate)
+            except Duplicate:
+                ...  # the transaction is still usable
+        """
+        self._begin_if_idle()
+        try:
+            with self._connection.transaction():
+                yield
+        except psycopg.Error as error:
+            raise map_error(error) from error
+
+    def close(self, *, failed: bool) -> None:
+        """End the block: commit, or roll back when it failed or the connection is lost."""
+        status = self._connection.info.transaction_status
+        if status == TransactionStatus.IDLE:
+            return
+        if status == TransactionStatus.INTRANS and not failed:
+            self._end("COMMIT")
+            return
+        if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            self._connection.execute("ROLLBACK")
+        if status == TransactionStatus.INERROR and not failed:
+            raise TransactionAborted(
+                "the block ended after a failed statement without rolling back; "
+                "its transaction was rolled back and nothing of it was committed"
+            )
+
+    # --- running statements ---------------------------------------------------------
+
+    def fetch_one(self, bound: BoundStatement, record: type[R]) -> R | None:
+        """The first row as ``record``, or None."""
+        row = self._send(bound).fetchone()
+        return None if row is None else record.model_validate(row)
+
+    def fetch_all(self, bound: BoundStatement, record: type[R]) -> list[R]:
+        """Every row, as ``record`` instances."""
+        rows = self._send(bound).fetchall()
+        return _list_adapter(record).validate_python(rows)
+
+    def fetch_rows(self, bound: BoundStatement) -> list[dict[str, Any]]:
+        """Every row as a dict, for results that are shaped in Python."""
+        return self._send(bound).fetchall()
+
+    def fetch_value(self, bound: BoundStatement) -> Any:
+        """The first column of the first row (None when there is no row)."""
+        row = self._send(bound).fetchone()
+        return None if row is None else next(iter(row.values()))
+
+    def run(self, bound: BoundStatement) -> int:
+        """Run a statement for its effect; the number of rows it changed."""
+        return self._send(bound).rowcount
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Raw SQL with psycopg placeholders (``%(name)s``); the rows as dicts.
+
+        The escape hatch of the usage guide. Pass every value as a parameter: SQL text
+        must never be built from input.
+        """
+        cursor = self._execute(sql, params or {}, None)
+        return cursor.fetchall() if cursor.description else []
+
+    def _send(self, bound: BoundStatement) -> psycopg.Cursor[dict[str, Any]]:
+        return self._execute(bound.text, bound.params, bound.statement)
+
+    def _execute(
+        self, sql: str, params: Mapping[str, Any], statement: loader.Statement | None
+    ) -> psycopg.Cursor[dict[str, Any]]:
+        cursor = self._connection.cursor(row_factory=dict_row)
+        self.statements_sent += 1
+        try:
+            if self.in_transaction:
+                cursor.execute(sql, params)
+            else:
+                with self._connection.pipeline():
+                    self._begin()
+                    cursor.execute(sql, params)
+        except psycopg.Error as error:
+            raise map_error(error, statement) from error
+        return cursor
+
+    def _begin_if_idle(self) -> None:
+        if not self.in_transaction:
+            with self._connection.pipeline():
+                self._begin()
+
+    def _begin(self) -> None:
+        """Queue BEGIN and the context; the caller's pipeline sends them together."""
+        context = _SET_CONTEXT.bind({"user_id": self._user_id})
+        self._connection.execute("BEGIN")
+        self._connection.execute(context.text, context.params)
+
+    def _end(self, command: str) -> None:
+        if not self.in_transaction:
+            return
+        try:
+            self._connection.execute(command)
+        except psycopg.Error as error:
+            raise map_error(error) from error
+
+
+def _check_user_id(user_id: int | None) -> int | None:
+    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
+        raise InvalidInput(f"user_id must be an int or None, not {type(user_id).__name__}")
+    return user_id
+
+
+_ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}
+
+
+def _list_adapter(record: type[R]) -> TypeAdapter[list[R]]:
+    adapter = _ADAPTERS.get(record)
+    if adapter is None:
+        adapter = _ADAPTERS[record] = TypeAdapter(list[record])  # type: ignore[valid-type]
+    return adapter

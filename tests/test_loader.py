@@ -1,0 +1,143 @@
+"""The SQL loader: file format, tokenizer, parameters and load-time errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ims_repo import loader
+from ims_repo.errors import QueryFileError
+from ims_repo.lexer import Kind, tokenize
+from ims_repo.loader import Fragment, QueryFile, ResultKind, parse
+
+
+def one(sql_body: str, header: str = "-- name: q :many\n-- Does q.\n") -> loader.Statement:
+    [statement] = parse("t.sql", header + sql_body)
+    return statement
+
+
+def test_statement_header_doc_and_kind() -> None:
+    statement = one("SELECT 1;", "-- name: get_it :one\n-- Gets it.\n-- Really.\n")
+    assert (statement.name, statement.kind, statement.doc) == (
+        "get_it",
+        ResultKind.ONE,
+        "Gets it. Really.",
+    )
+    assert statement.location == "t.sql:1"
+    assert statement.label == "t.get_it"
+
+
+def test_named_parameters_become_psycopg_placeholders_in_order_of_first_use() -> None:
+    statement = one("SELECT :b, :a, :b FROM x WHERE y = :a;")
+    assert statement.params == ("b", "a")
+    assert statement.query.endswith("SELECT %(b)s, %(a)s, %(b)s FROM x WHERE y = %(a)s")
+
+
+def test_the_text_sent_starts_with_a_comment_naming_the_statement() -> None:
+    assert one("SELECT 1;").query.startswith("/* ims_repo t.q */\n")
+
+
+@pytest.mark.parametrize(
+    "sql, survives",
+    [
+        ("SELECT 'a:b' AS x", "'a:b'"),  # quoted colon
+        ("SELECT now()::text", "::text"),  # cast
+        ("SELECT x::int[] FROM t", "::int[]"),
+        ("SELECT 'it''s :not' AS x", "'it''s :not'"),  # doubled quote
+        ("SELECT E'\\' :not' AS x", "E'\\' :not'"),  # backslash escape in E''
+        ('SELECT 1 AS ":not"', '":not"'),  # quoted identifier
+        ("SELECT $$ :not ; 'x $$", "$$ :not ; 'x $$"),  # dollar body
+        ("SELECT $tag$ :not $$ $tag$", "$tag$ :not $$ $tag$"),
+        ("SELECT 1 -- :not ; it's\nFROM t", "-- :not ; it's"),  # line comment
+        ("SELECT /* :not /* nested ; */ ' */ 1", "/* :not /* nested ; */ ' */"),
+        ("SELECT '{1,2}'::int[]", "'{1,2}'::int[]"),  # braces in a literal are no slot
+    ],
+)
+def test_tokenizer_leaves_quotes_comments_casts_and_dollar_bodies_alone(
+    sql: str, survives: str
+) -> None:
+    statement = one(sql)
+    assert statement.params == ()
+    assert survives in statement.query
+
+
+def test_percent_is_doubled_for_psycopg_but_written_plainly_in_the_file() -> None:
+    statement = one("SELECT x FROM t WHERE x LIKE 'a%' AND y = :y;")
+    assert "LIKE 'a%%'" in statement.query
+    assert "LIKE 'a%'" in statement.sql
+
+
+def test_tokens_concatenate_back_to_the_source() -> None:
+    sql = "SELECT :a::int, 'x:y', $q$ $$ $q$ /* c */ -- d\n FROM t"
+    assert "".join(token.text for token in tokenize(sql)) == sql
+    kinds = [token.kind for token in tokenize(sql)]
+    assert kinds.count(Kind.PARAM) == 1 and Kind.CAST in kinds
+
+
+def test_slots_are_filled_and_their_parameters_merged() -> None:
+    statement = one("SELECT x FROM t WHERE {filters} ORDER BY {order_by} LIMIT :limit;")
+    assert statement.slots == ("filters", "order_by")
+    assert "WHERE TRUE ORDER BY 1" in statement.query
+    bound = statement.bind(
+        {"limit": 5}, filters=Fragment("x = %(f_x)s", {"f_x": 1}), order_by=Fragment("x DESC")
+    )
+    assert "WHERE x = %(f_x)s ORDER BY x DESC LIMIT %(limit)s" in bound.text
+    assert bound.params == {"limit": 5, "f_x": 1}
+
+
+def test_bind_refuses_a_missing_or_extra_parameter() -> None:
+    statement = one("SELECT :a;")
+    with pytest.raises(QueryFileError, match=r"t\.sql:1: t\.q takes :a but was given :b"):
+        statement.bind({"b": 1})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("-- name: Bad-Name :one\n-- x\nSELECT 1;", r"t\.sql:1: malformed header"),
+        ("-- name: q\n-- x\nSELECT 1;", r"t\.sql:1: malformed header"),
+        ("-- name: q :lots\n-- x\nSELECT 1;", r"t\.sql:1: unknown result kind ':lots'"),
+        ("-- name: q :one\nSELECT 1;", r"t\.sql:1: statement 'q' needs a comment line"),
+        ("-- name: q :one\n-- x\n", r"t\.sql:1: statement 'q' has no SQL"),
+        ("SELECT 1;\n-- name: q :one\n-- x\nSELECT 1;", r"t\.sql:1: SQL before the first"),
+        (
+            "-- name: q :one\n-- x\nSELECT 1;\n\n-- name: q :many\n-- y\nSELECT 2;",
+            r"t\.sql:5: duplicate statement name 'q' \(first defined at line 1\)",
+        ),
+        ("-- name: q :one\n-- x\nSELECT 1;\nSELECT 2;", r"t\.sql:3: .*more than one SQL statement"),
+        ("-- name: q :one\n-- x\nSELECT\n 'oops;", r"t\.sql:4: unterminated string"),
+        ("-- name: q :one\n-- x\nSELECT $$ x;", r"t\.sql:3: unterminated dollar-quoted"),
+        ("-- name: q :one\n-- x\nSELECT /* x;", r"t\.sql:3: unterminated /\* comment"),
+        ("-- name: q :one\n-- x\nSELECT\n$1;", r"t\.sql:4: .*positional parameter"),
+        ("-- name: q :one\n-- x\nSELECT {where};", r"t\.sql:3: .*unknown slot \{where\}"),
+    ],
+)
+def test_malformed_files_fail_at_load_naming_file_and_line(text: str, message: str) -> None:
+    with pytest.raises(QueryFileError, match=message):
+        parse("t.sql", text)
+
+
+def test_a_parameter_the_method_does_not_pass_fails_when_the_caller_declares_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "things.sql"
+    path.write_text("-- first\n\n-- name: get :one\n-- A thing.\nSELECT :thing_id, :extra;\n")
+    queries = QueryFile(path)
+    with pytest.raises(
+        QueryFileError,
+        match=r"things\.sql:3: things\.get uses :extra, :thing_id but its caller passes :thing_id",
+    ):
+        queries.statement("get", "thing_id")
+    with pytest.raises(QueryFileError, match=r"no statement named 'got'"):
+        queries.statement("got", "thing_id")
+    assert queries.statement("get", "thing_id", "extra").params == ("thing_id", "extra")
+
+
+def test_every_packaged_file_loads_and_every_statement_is_documented() -> None:
+    files = loader.packaged_files()
+    names = {file.path.name for file in files}
+    assert {"users.sql", "crawl_sessions.sql", "context.sql"} <= names
+    for file in files:
+        for statement in file.statements.values():
+            assert statement.doc, statement.location

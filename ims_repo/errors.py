@@ -88,7 +88,7 @@ def map_error(error: psycopg.Error, statement: Statement | None = None) -> ImsRe
     if isinstance(error, pg.UniqueViolation):
         kind, text = Duplicate, f"{about} already has this key{detail}"
     elif isinstance(error, pg.ForeignKeyViolation):
-        kind, text = ForeignKeyViolation, f"{about}: {primary}{detail}"
+        kind, text = ForeignKeyViolation, f"{primary}{detail}"  # names both tables
     elif isinstance(error, pg.InsufficientPrivilege):
         kind, text = PermissionDenied, f"{about}: {primary}"
     elif isinstance(error, pg.InFailedSqlTransaction):

@@ -101,7 +101,7 @@ class CrawlSessionRepository(Repository):
         assert created is not None  # INSERT … RETURNING gives the row
         return created
 
-    def update(self, session_id: int, **fields: Any) -> CrawlSession:
+    def update(self, session_id: int, /, **fields: Any) -> CrawlSession:
         """Change the given fields; ``NotFound`` if the session is absent or hidden."""
         changes = validate_changes(NewCrawlSession, fields, allowed=UPDATABLE)
         bound = UPDATE.bind({"session_id": session_id, "changes": changes_document(changes)})

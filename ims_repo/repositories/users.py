@@ -92,7 +92,7 @@ class UserRepository(Repository):
         assert created is not None  # INSERT … RETURNING gives the row
         return created
 
-    def update(self, user_id: int, **fields: Any) -> User:
+    def update(self, user_id: int, /, **fields: Any) -> User:
         """Change the given fields (not the role); ``NotFound`` if there is no such user."""
         changes = validate_changes(NewUser, fields, allowed=UPDATABLE)
         bound = UPDATE.bind({"user_id": user_id, "changes": changes_document(changes)})

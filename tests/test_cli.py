@@ -1,0 +1,181 @@
+"""The ``ims-repo`` commands of ims_repo.cli, through click's CliRunner, on a scratch DB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from _scratch import drop_role, new_role_name, scratch_database, url_for
+from click.testing import CliRunner, Result
+from psycopg.conninfo import conninfo_to_dict
+
+from ims_repo import migrations
+from ims_repo.cli import main
+
+ALL_IDS = ["0001.roles", "0002.tables", "0003.rls", "0004.functions", "0005.audit"]
+
+
+@pytest.fixture
+def db() -> Iterator[str]:
+    """An empty scratch database; yields its connection string (superuser)."""
+    with scratch_database() as name:
+        yield url_for(name)
+
+
+@pytest.fixture
+def migrated(db: str) -> str:
+    migrations.migrate(db)
+    with psycopg.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO ims.users (username, email) VALUES ('yijae.shin', 'yijae@example.com')"
+        )
+    return db
+
+
+def conninfo_dbname(url: str) -> str:
+    return str(conninfo_to_dict(url)["dbname"])
+
+
+def run(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("migrate", "rollback", "status", "grant-login", "set-role"):
+        assert command in result.output
+
+
+def test_migrate_status_rollback(db: str) -> None:
+    result = run("status", "--database", db)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"pending  {i}" for i in ALL_IDS] + [
+        "0 applied, 5 pending"
+    ]
+
+    result = run("migrate", "--database", db)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"applied {i}" for i in ALL_IDS] + [
+        "5 migration(s) applied"
+    ]
+
+    result = run("migrate", "--database", db)
+    assert result.exit_code == 0
+    assert "nothing to apply" in result.output
+
+    result = run("status", "--database", db)
+    assert result.output.splitlines()[-1] == "5 applied, 0 pending"
+
+    result = run("rollback", "--database", db)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["rolled back 0005.audit", "1 migration(s) rolled back"]
+
+    result = run("rollback", "--count", "2", "--database", db)
+    assert result.output.splitlines()[:2] == [
+        "rolled back 0004.functions",
+        "rolled back 0003.rls",
+    ]
+
+    result = run("rollback", "--all", "--database", db)
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "rolled back 0002.tables",
+        "rolled back 0001.roles",
+        "2 migration(s) rolled back",
+    ]
+    assert migrations.status(db) == [(i, False) for i in ALL_IDS]
+
+    result = run("rollback", "--database", db)
+    assert result.exit_code == 0
+    assert "nothing to roll back" in result.output
+
+
+def test_rollback_options_are_checked(db: str) -> None:
+    result = CliRunner().invoke(main, ["rollback", "--count", "1", "--all", "--database", db])
+    assert result.exit_code == 2
+    assert "either --count or --all" in result.output
+    result = CliRunner().invoke(main, ["rollback", "--count", "0", "--database", db])
+    assert result.exit_code == 2
+
+
+def test_database_from_group_option_and_environment(db: str) -> None:
+    # on the group
+    result = run("--database", db, "status")
+    assert result.exit_code == 0, result.output
+    assert "0 applied, 5 pending" in result.output
+    # from the environment
+    result = run("status", env={"IMS_DATABASE_URL": db})
+    assert result.exit_code == 0, result.output
+    assert "0 applied, 5 pending" in result.output
+    # an explicit option beats the environment
+    bad = url_for("ims_t_does_not_exist")
+    result = run("status", "--database", db, env={"IMS_DATABASE_URL": bad})
+    assert result.exit_code == 0, result.output
+    result = run("--database", db, "status", env={"IMS_DATABASE_URL": bad})
+    assert result.exit_code == 0, result.output
+
+
+def test_database_errors_are_clear_and_exit_non_zero() -> None:
+    result = CliRunner().invoke(main, ["status", "--database", url_for("ims_t_does_not_exist")])
+    assert result.exit_code == 1
+    assert "Error: database error:" in result.output
+    assert "ims_t_does_not_exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_grant_login(migrated: str) -> None:
+    name = new_role_name()
+    try:
+        result = run("grant-login", name, "--database", migrated)
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == f"login {name} is a member of ims_app (runtime role)"
+        # again, with a password, then with a prompted one
+        result = run("grant-login", name, "--password", "pw", "--database", migrated)
+        assert result.exit_code == 0, result.output
+        result = run("grant-login", name, "--password", "--database", migrated, input="x\nx\n")
+        assert result.exit_code == 0, result.output
+        with psycopg.connect(migrated) as conn:
+            row = conn.execute(
+                "SELECT rolcanlogin, rolsuper, rolbypassrls, pg_has_role(%s, 'ims_app', 'MEMBER')"
+                " FROM pg_roles WHERE rolname = %s",
+                (name, name),
+            ).fetchone()
+        assert row == (True, False, False, True)
+        # the new login works under RLS right away
+        with psycopg.connect(url_for(conninfo_dbname(migrated), user=name)) as conn:
+            assert conn.execute("SELECT count(*) FROM ims.crawl_sessions").fetchone() == (0,)
+    finally:
+        drop_role(name)
+
+
+def test_grant_login_refuses_a_superuser(migrated: str) -> None:
+    result = CliRunner().invoke(main, ["grant-login", "postgres", "--database", migrated])
+    assert result.exit_code == 1
+    assert "superuser" in result.output
+
+
+def test_set_role(migrated: str) -> None:
+    result = run("set-role", "yijae.shin", "admin", "--database", migrated)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "user yijae.shin now has role admin"
+    with psycopg.connect(migrated) as conn:
+        assert conn.execute(
+            "SELECT role FROM ims.users WHERE username = 'yijae.shin'"
+        ).fetchone() == ("admin",)
+    result = run("set-role", "yijae.shin", "user", "--database", migrated)
+    assert result.exit_code == 0, result.output
+    with psycopg.connect(migrated) as conn:
+        assert conn.execute(
+            "SELECT role FROM ims.users WHERE username = 'yijae.shin'"
+        ).fetchone() == ("user",)
+
+
+def test_set_role_refuses_unknown_users_and_roles(migrated: str) -> None:
+    result = CliRunner().invoke(main, ["set-role", "nobody", "admin", "--database", migrated])
+    assert result.exit_code == 1
+    assert "no user named 'nobody'" in result.output
+    result = CliRunner().invoke(main, ["set-role", "yijae.shin", "root", "--database", migrated])
+    assert result.exit_code == 2
+    assert "'root' is not one of" in result.output

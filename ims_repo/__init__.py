@@ -18,27 +18,16 @@ from ims_repo.errors import (
     UnsafeLogin,
 )
 from ims_repo.loader import QueryFile
-from ims_repo.records import (
-    CrawlSession,
-    DurationStats,
-    NewCrawlSession,
-    NewUser,
-    User,
-    UserStats,
-    UserWithSessions,
-)
+from ims_repo.records import *  # noqa: F403  (every record is public API)
+from ims_repo.records import __all__ as _records
 from ims_repo.session import Session
 
 __all__ = [
-    "CrawlSession",
     "Database",
     "Duplicate",
-    "DurationStats",
     "ForeignKeyViolation",
     "ImsRepoError",
     "InvalidInput",
-    "NewCrawlSession",
-    "NewUser",
     "NotFound",
     "PermissionDenied",
     "QueryFile",
@@ -46,8 +35,6 @@ __all__ = [
     "Session",
     "TransactionAborted",
     "UnsafeLogin",
-    "User",
-    "UserStats",
-    "UserWithSessions",
     "get_session",
+    *_records,
 ]

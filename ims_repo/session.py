@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -24,10 +24,18 @@ from pydantic import BaseModel, TypeAdapter
 from ims_repo import loader
 from ims_repo.errors import InvalidInput, TransactionAborted, map_error
 from ims_repo.loader import BoundStatement
-
-if TYPE_CHECKING:
-    from ims_repo.repositories.crawl_sessions import CrawlSessionRepository
-    from ims_repo.repositories.users import UserRepository
+from ims_repo.repositories.analytics import AnalyticsRepository
+from ims_repo.repositories.attachments import AttachmentRepository
+from ims_repo.repositories.audit import AuditRepository
+from ims_repo.repositories.comments import CommentRepository
+from ims_repo.repositories.crawl_sessions import CrawlSessionRepository
+from ims_repo.repositories.history import HistoryRepository
+from ims_repo.repositories.issues import IssueRepository
+from ims_repo.repositories.search import SearchRepository
+from ims_repo.repositories.search_queries import SearchQueryRepository
+from ims_repo.repositories.session_errors import SessionErrorRepository
+from ims_repo.repositories.session_issues import SessionIssueRepository
+from ims_repo.repositories.users import UserRepository
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -53,15 +61,51 @@ class Session:
 
     @cached_property
     def users(self) -> UserRepository:
-        from ims_repo.repositories.users import UserRepository
-
         return UserRepository(self)
 
     @cached_property
     def crawl_sessions(self) -> CrawlSessionRepository:
-        from ims_repo.repositories.crawl_sessions import CrawlSessionRepository
-
         return CrawlSessionRepository(self)
+
+    @cached_property
+    def issues(self) -> IssueRepository:
+        return IssueRepository(self)
+
+    @cached_property
+    def session_issues(self) -> SessionIssueRepository:
+        return SessionIssueRepository(self)
+
+    @cached_property
+    def comments(self) -> CommentRepository:
+        return CommentRepository(self)
+
+    @cached_property
+    def history(self) -> HistoryRepository:
+        return HistoryRepository(self)
+
+    @cached_property
+    def attachments(self) -> AttachmentRepository:
+        return AttachmentRepository(self)
+
+    @cached_property
+    def search_queries(self) -> SearchQueryRepository:
+        return SearchQueryRepository(self)
+
+    @cached_property
+    def session_errors(self) -> SessionErrorRepository:
+        return SessionErrorRepository(self)
+
+    @cached_property
+    def analytics(self) -> AnalyticsRepository:
+        return AnalyticsRepository(self)
+
+    @cached_property
+    def audit(self) -> AuditRepository:
+        return AuditRepository(self)
+
+    @cached_property
+    def search(self) -> SearchRepository:
+        return SearchRepository(self)
 
     # --- context and transactions -------------------------------------------------
 

@@ -178,4 +178,15 @@ def _check(name: str, value: Any, adapter: TypeAdapter[Any]) -> Any:
     for text in checked if isinstance(checked, list) else [checked]:
         if isinstance(text, str) and "\x00" in text:
             raise InvalidInput(f"filter {name!r}: text contains a NUL character (U+0000)")
+    if name.endswith("_like") and _ends_with_escape(checked):
+        raise InvalidInput(
+            f"filter {name!r}: a LIKE pattern cannot end with the escape character \\ "
+            "(write \\\\ for a literal backslash)"
+        )
     return checked
+
+
+def _ends_with_escape(pattern: str) -> bool:
+    """True when the pattern ends in an unpaired backslash, which LIKE refuses."""
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    return trailing % 2 == 1

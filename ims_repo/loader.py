@@ -84,6 +84,11 @@ class Statement:
     def location(self) -> str:
         return f"{self.file}:{self.line}"
 
+    @property
+    def tokens(self) -> tuple[Token, ...]:
+        """The body's tokens (final ``;`` dropped), for tools that inspect the SQL."""
+        return self._tokens
+
     @cached_property
     def query(self) -> str:
         """The psycopg text with default slot fillers (what explain and check run)."""
@@ -100,6 +105,24 @@ class Statement:
                 parts.append(slots.get(token.name, SLOT_DEFAULTS[token.name]))
             else:
                 parts.append(token.text.replace("%", "%%"))
+        return "".join(parts)
+
+    def positional(self) -> str:
+        """The text as the server describes it: the naming comment, then the body with
+        ``:name`` as ``$1``… in ``params`` order and slots at their defaults.
+
+        What the schema check prepares: psql would send the same text, and ``$n`` keeps
+        the server's parameter numbers in step with ``params`` (``%`` stays as written).
+        """
+        numbers = {name: index for index, name in enumerate(self.params, 1)}
+        parts = [f"/* ims_repo {self.label} */\n"]
+        for token in self._tokens:
+            if token.kind is Kind.PARAM:
+                parts.append(f"${numbers[token.name]}")
+            elif token.kind is Kind.SLOT:
+                parts.append(SLOT_DEFAULTS[token.name])
+            else:
+                parts.append(token.text)
         return "".join(parts)
 
     def bind(self, params: Mapping[str, Any], **slots: Fragment) -> BoundStatement:
@@ -138,6 +161,9 @@ class QueryFile:
         self.statements: dict[str, Statement] = {
             statement.name: statement for statement in parse(self.path.name, source)
         }
+        self.registered: set[str] = set()
+        """Names of the statements code has asked for with ``statement()`` (the schema
+        check reports the others as unused SQL)."""
 
     def statement(
         self, name: str, *params: str, record: type[BaseModel] | None = None
@@ -156,6 +182,7 @@ class QueryFile:
                 f"{found.location}: {found.label} uses {_names(found.params)} "
                 f"but its caller passes {_names(params)}"
             )
+        self.registered.add(name)
         if record is not None:
             found = self.statements[name] = replace(found, record=record)
         return found

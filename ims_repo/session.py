@@ -11,7 +11,7 @@ session-level setting left by raw SQL is never seen by a later checkout.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel, TypeAdapter
 
 from ims_repo import loader
@@ -192,21 +193,41 @@ class Session:
         """Run a statement for its effect; the number of rows it changed."""
         return self._send(bound).rowcount
 
+    def copy_rows(self, bound: BoundStatement, rows: Iterable[Sequence[Any]]) -> None:
+        """Run a ``COPY … FROM STDIN`` statement, streaming ``rows`` to the server.
+
+        Each row is a sequence of values in the statement's column order, sent in COPY's
+        text format (the server parses each value as its column's type, as it does a
+        bound parameter). The COPY runs in the session's transaction, begun first with
+        the context when idle: COPY cannot run inside the pipeline that begins it.
+        """
+        self._begin_if_idle()
+        self.statements_sent += 1
+        cursor = self._connection.cursor()
+        try:
+            with cursor.copy(bound.text, bound.params) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as error:
+            raise map_error(error, bound.statement) from error
+
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Raw SQL with psycopg placeholders (``%(name)s``); the rows as dicts.
 
         The escape hatch of the usage guide. Pass every value as a parameter: SQL text
-        must never be built from input.
+        must never be built from input. Without ``params`` the text is sent as it is
+        (a ``%`` needs no doubling); with them, psycopg's rules apply (``%%``).
         """
-        cursor = self._execute(sql, params or {}, None)
+        cursor = self._execute(sql, params, None)
         return cursor.fetchall() if cursor.description else []
 
     def _send(self, bound: BoundStatement) -> psycopg.Cursor[dict[str, Any]]:
         return self._execute(bound.text, bound.params, bound.statement)
 
     def _execute(
-        self, sql: str, params: Mapping[str, Any], statement: loader.Statement | None
+        self, sql: str, params: Mapping[str, Any] | None, statement: loader.Statement | None
     ) -> psycopg.Cursor[dict[str, Any]]:
+        _refuse_nul(params)
         cursor = self._connection.cursor(row_factory=dict_row)
         self.statements_sent += 1
         try:
@@ -238,6 +259,27 @@ class Session:
             self._connection.execute(command)
         except psycopg.Error as error:
             raise map_error(error) from error
+
+
+def _refuse_nul(params: Mapping[str, Any] | None) -> None:
+    """Refuse text PostgreSQL cannot store (U+0000) before it is sent, for every
+    statement: records check their own fields, this covers keys and raw parameters."""
+    for name, value in (params or {}).items():
+        if _has_nul(value.obj if isinstance(value, Jsonb) else value):
+            raise InvalidInput(
+                f"parameter {name!r} contains a NUL character (U+0000), "
+                "which PostgreSQL cannot store"
+            )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    return False
 
 
 def _check_user_id(user_id: int | None) -> int | None:

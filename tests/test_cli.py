@@ -9,11 +9,10 @@ import pytest
 from _scratch import drop_role, new_role_name, scratch_database, url_for
 from click.testing import CliRunner, Result
 from psycopg.conninfo import conninfo_to_dict
+from test_migrations import ALL_IDS
 
 from ims_repo import migrations
 from ims_repo.cli import main
-
-ALL_IDS = ["0001.roles", "0002.tables", "0003.rls", "0004.functions", "0005.audit"]
 
 
 @pytest.fixture
@@ -52,13 +51,13 @@ def test_migrate_status_rollback(db: str) -> None:
     result = run("status", "--database", db)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [f"pending  {i}" for i in ALL_IDS] + [
-        "0 applied, 5 pending"
+        f"0 applied, {len(ALL_IDS)} pending"
     ]
 
     result = run("migrate", "--database", db)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [f"applied {i}" for i in ALL_IDS] + [
-        "5 migration(s) applied"
+        f"{len(ALL_IDS)} migration(s) applied"
     ]
 
     result = run("migrate", "--database", db)
@@ -66,24 +65,23 @@ def test_migrate_status_rollback(db: str) -> None:
     assert "nothing to apply" in result.output
 
     result = run("status", "--database", db)
-    assert result.output.splitlines()[-1] == "5 applied, 0 pending"
+    assert result.output.splitlines()[-1] == f"{len(ALL_IDS)} applied, 0 pending"
 
     result = run("rollback", "--database", db)
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == ["rolled back 0005.audit", "1 migration(s) rolled back"]
+    assert result.output.splitlines() == [
+        f"rolled back {ALL_IDS[-1]}",
+        "1 migration(s) rolled back",
+    ]
 
     result = run("rollback", "--count", "2", "--database", db)
-    assert result.output.splitlines()[:2] == [
-        "rolled back 0004.functions",
-        "rolled back 0003.rls",
-    ]
+    assert result.output.splitlines()[:2] == [f"rolled back {i}" for i in ALL_IDS[-2:-4:-1]]
 
     result = run("rollback", "--all", "--database", db)
     assert result.exit_code == 0
     assert result.output.splitlines() == [
-        "rolled back 0002.tables",
-        "rolled back 0001.roles",
-        "2 migration(s) rolled back",
+        *(f"rolled back {i}" for i in reversed(ALL_IDS[:-3])),
+        f"{len(ALL_IDS) - 3} migration(s) rolled back",
     ]
     assert migrations.status(db) == [(i, False) for i in ALL_IDS]
 
@@ -104,11 +102,11 @@ def test_database_from_group_option_and_environment(db: str) -> None:
     # on the group
     result = run("--database", db, "status")
     assert result.exit_code == 0, result.output
-    assert "0 applied, 5 pending" in result.output
+    assert f"0 applied, {len(ALL_IDS)} pending" in result.output
     # from the environment
     result = run("status", env={"IMS_DATABASE_URL": db})
     assert result.exit_code == 0, result.output
-    assert "0 applied, 5 pending" in result.output
+    assert f"0 applied, {len(ALL_IDS)} pending" in result.output
     # an explicit option beats the environment
     bad = url_for("ims_t_does_not_exist")
     result = run("status", "--database", db, env={"IMS_DATABASE_URL": bad})

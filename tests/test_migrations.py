@@ -18,7 +18,14 @@ from psycopg.conninfo import conninfo_to_dict
 import ims_repo
 from ims_repo import migrations
 
-ALL_IDS = ["0001.roles", "0002.tables", "0003.rls", "0004.functions", "0005.audit"]
+ALL_IDS = [
+    "0001.roles",
+    "0002.tables",
+    "0003.rls",
+    "0004.functions",
+    "0005.audit",
+    "0006.search",
+]
 
 TABLES = [
     "users",
@@ -335,13 +342,13 @@ def test_rollback_one_at_a_time_undoes_exactly_that_file(db: str) -> None:
     assert migrations.migrate(db) == ALL_IDS
     assert snapshot(db) == full
 
-    assert migrations.rollback(db, count=2) == ["0005.audit", "0004.functions"]
-    assert snapshot(db) == states[2]
+    assert migrations.rollback(db, count=3) == ["0006.search", "0005.audit", "0004.functions"]
+    assert snapshot(db) == states[3]
     with psycopg.connect(db) as conn:
         assert conn.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%audit%'"
         ).fetchone() == (0,)
-    assert migrations.migrate(db) == ["0004.functions", "0005.audit"]
+    assert migrations.migrate(db) == ["0004.functions", "0005.audit", "0006.search"]
     assert snapshot(db) == full
 
 

@@ -8,7 +8,14 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, Field
 
-from ims_repo.records.types import INPUT_CONFIG, RECORD_CONFIG, JsonObject, SessionStatus, Text
+from ims_repo.records.types import (
+    INDEXED_TEXT_MAX,
+    INPUT_CONFIG,
+    RECORD_CONFIG,
+    JsonObject,
+    SessionStatus,
+    Text,
+)
 
 
 class CrawlSession(BaseModel):
@@ -40,7 +47,7 @@ class NewCrawlSession(BaseModel):
     model_config = INPUT_CONFIG
 
     user_id: int
-    product: Text = Field(min_length=1)
+    product: Text = Field(min_length=1, max_length=INDEXED_TEXT_MAX)
     original_query: Text
     session_uuid: UUID = Field(default_factory=uuid4)
     parsed_query: Text | None = None

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from ims_repo.records.crawl_sessions import CrawlSession
-from ims_repo.records.types import INPUT_CONFIG, RECORD_CONFIG, JsonObject, Text
+from ims_repo.records.types import INDEXED_TEXT_MAX, INPUT_CONFIG, RECORD_CONFIG, JsonObject, Text
 
 _SHA256 = r"^[0-9a-f]{64}$"
 
@@ -44,13 +44,13 @@ class NewIssue(BaseModel):
 
     model_config = INPUT_CONFIG
 
-    issue_id: Text = Field(min_length=1)
+    issue_id: Text = Field(min_length=1, max_length=INDEXED_TEXT_MAX)
     title: Text
-    product: Text = Field(min_length=1)
+    product: Text = Field(min_length=1, max_length=INDEXED_TEXT_MAX)
     description: Text | None = None
     module: Text | None = None
     version: Text | None = None
-    status: Text | None = None
+    status: Text | None = Field(default=None, max_length=INDEXED_TEXT_MAX)
     priority: Text | None = None
     severity: Text | None = None
     reporter: Text | None = None

@@ -6,14 +6,15 @@ Text is kept verbatim (no stripping or normalisation). PostgreSQL cannot store U
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ims_repo.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 _NUL = "\x00"
 
@@ -43,6 +44,11 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_without_nul)]
 """A JSON object for a ``jsonb`` column."""
 
+INDEXED_TEXT_MAX = 500
+"""Longest text accepted in a column with a B-tree index (usernames, issue ids, products):
+PostgreSQL refuses index entries over ~2.7 kB (500 characters of 4-byte UTF-8 fit), so
+longer keys are refused up front."""
+
 UserRole = Literal["admin", "user"]
 SessionStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 ErrorSeverity = Literal["info", "warning", "error", "critical"]
@@ -61,6 +67,32 @@ def validate_input(model: type[M], data: M | Mapping[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as error:
         raise InvalidInput(f"{model.__name__}: {_summary(error)}") from error
+
+
+def validate_all(model: type[M], items: Iterable[Any], name: str) -> list[M]:
+    """Every item of ``items`` as a valid ``model`` (instances pass as they are).
+
+    For the bulk writes: the whole batch is checked before any SQL is sent, and the
+    ``InvalidInput`` of a bad item names its position (``comments[3]: content: …``).
+    """
+    if isinstance(items, str | bytes | Mapping | BaseModel) or not isinstance(items, Iterable):
+        raise InvalidInput(f"{name} must be an iterable of items, not {type(items).__name__}")
+    checked: list[M] = []
+    for index, item in enumerate(items):
+        try:
+            checked.append(validate_input(model, item))
+        except InvalidInput as error:
+            raise InvalidInput(f"{name}[{index}]: {error}") from error
+    return checked
+
+
+def validate_value(adapter: TypeAdapter[T], value: Any, name: str) -> T:
+    """``value`` checked strictly against ``adapter`` (no coercion: "1" is not 1), for
+    arguments that are not records; ``InvalidInput`` naming the argument."""
+    try:
+        return adapter.validate_python(value, strict=True)
+    except ValidationError as error:
+        raise InvalidInput(f"{name}: {_summary(error)}") from error
 
 
 def validate_changes(

@@ -8,7 +8,14 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from ims_repo.records.crawl_sessions import CrawlSession
-from ims_repo.records.types import INPUT_CONFIG, RECORD_CONFIG, JsonObject, Text, UserRole
+from ims_repo.records.types import (
+    INDEXED_TEXT_MAX,
+    INPUT_CONFIG,
+    RECORD_CONFIG,
+    JsonObject,
+    Text,
+    UserRole,
+)
 
 _EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -37,8 +44,8 @@ class NewUser(BaseModel):
 
     model_config = INPUT_CONFIG
 
-    username: Text = Field(min_length=1)
-    email: Text = Field(pattern=_EMAIL_PATTERN)
+    username: Text = Field(min_length=1, max_length=INDEXED_TEXT_MAX)
+    email: Text = Field(max_length=INDEXED_TEXT_MAX, pattern=_EMAIL_PATTERN)
     full_name: Text | None = None
     department: Text | None = None
     role: UserRole = "user"

@@ -1,9 +1,104 @@
-"""``s.attachments``: attachments of issues (shared)."""
+"""``s.attachments``: attachments of issues (``queries/attachments.sql``), shared.
+
+``session_id`` records which crawl session downloaded a file. It is a plain reference
+without a foreign key on purpose (SPEC §2/§3): a shared row must neither depend on
+another user's session nor reveal, through a different error, whether one exists. So
+any ``session_id`` is stored as given, and nothing here checks it.
+"""
 
 from __future__ import annotations
 
-from ims_repo.repositories.base import Repository
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ims_repo import loader
+from ims_repo.errors import InvalidInput, NotFound
+from ims_repo.filters import Column, FilterSet
+from ims_repo.records import Attachment, NewAttachment
+from ims_repo.records.types import validate_changes, validate_input
+from ims_repo.repositories.base import Repository, bind_find, changes_document
+
+_SQL = loader.load("attachments")
+GET = _SQL.statement("get", "attachment_id", record=Attachment)
+FOR_ISSUE = _SQL.statement("for_issue", "issue_pk", record=Attachment)
+FIND = _SQL.statement("find", "limit", "offset", record=Attachment)
+CREATE = _SQL.statement("create", *NewAttachment.model_fields, record=Attachment)
+UPDATE = _SQL.statement("update", "attachment_id", "changes", record=Attachment)
+DELETE = _SQL.statement("delete", "attachment_id")
+
+FILTERS = FilterSet(
+    columns={
+        "attachment_id": Column(int),
+        "issue_pk": Column(int),
+        "session_id": Column(int, nullable=True),
+        "filename": Column(str),
+        "file_type": Column(str, nullable=True),
+        "file_size": Column(int, nullable=True),
+        "storage_path": Column(str, nullable=True),
+        "checksum_sha256": Column(str, nullable=True),
+        "downloaded_at": Column(datetime),
+    },
+    key="attachment_id",
+)
+"""``find`` filters, in the forms of ``ims_repo.filters``: ``attachment_id``,
+``issue_pk``, ``session_id`` (``has_session_id=``), ``filename`` (``filename_like=``),
+``file_type`` (``file_type_in=[…]``), ``file_size``, ``storage_path``,
+``checksum_sha256`` (``has_checksum_sha256=``) and ``downloaded_at``
+(``downloaded_at_from=``/``_to=``)."""
+
+UPDATABLE = tuple(name for name in NewAttachment.model_fields if name != "issue_pk")
 
 
 class AttachmentRepository(Repository):
-    """Attachments of issues (shared)."""
+    """Attachments of issues: shared, and deleted with their issue."""
+
+    def get(self, attachment_id: int) -> Attachment | None:
+        """The attachment with this id, or None."""
+        return self._session.fetch_one(GET.bind({"attachment_id": attachment_id}), Attachment)
+
+    def for_issue(self, issue_pk: int) -> list[Attachment]:
+        """The issue's attachments in the order they were stored."""
+        return self._session.fetch_all(FOR_ISSUE.bind({"issue_pk": issue_pk}), Attachment)
+
+    def find(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[Attachment]:
+        """Attachments matching ``filters`` (see ``FILTERS``), ordered by ``order_by``
+        keys (``-key`` descending; default ``attachment_id``)."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        return self._session.fetch_all(bound, Attachment)
+
+    def create(self, new: NewAttachment | Mapping[str, Any]) -> Attachment:
+        """Record an attachment (``downloaded_at`` defaults to now);
+        ``ForeignKeyViolation`` if there is no such issue. ``session_id`` is stored
+        as given, whoever's session it names, if any."""
+        attachment = validate_input(NewAttachment, new)
+        created = self._session.fetch_one(CREATE.bind(attachment.model_dump()), Attachment)
+        assert created is not None  # INSERT … RETURNING gives the row
+        return created
+
+    def update(self, attachment_id: int, /, **fields: Any) -> Attachment:
+        """Change the given fields (not ``issue_pk``); ``NotFound`` if there is no such
+        attachment. ``downloaded_at`` can be moved but not cleared."""
+        changes = validate_changes(NewAttachment, fields, allowed=UPDATABLE)
+        if "downloaded_at" in changes and changes["downloaded_at"] is None:
+            raise InvalidInput("NewAttachment: downloaded_at: cannot be cleared (NOT NULL)")
+        bound = UPDATE.bind({"attachment_id": attachment_id, "changes": changes_document(changes)})
+        updated = self._session.fetch_one(bound, Attachment)
+        if updated is None:
+            raise NotFound(
+                f"ims.attachments has no attachment_id={attachment_id}",
+                table="attachments",
+                key=str(attachment_id),
+            )
+        return updated
+
+    def delete(self, attachment_id: int) -> bool:
+        """Remove an attachment record (not the stored file); False if there was none."""
+        return self._session.run(DELETE.bind({"attachment_id": attachment_id})) > 0

@@ -1,9 +1,112 @@
-"""``s.comments``: comments of issues (shared)."""
+"""``s.comments``: comments of issues (``queries/comments.sql``), shared by every user."""
 
 from __future__ import annotations
 
-from ims_repo.repositories.base import Repository
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+
+from ims_repo import loader
+from ims_repo.errors import NotFound
+from ims_repo.filters import Column, FilterSet
+from ims_repo.records import IssueComment, NewIssueComment
+from ims_repo.records.types import validate_all, validate_changes, validate_input
+from ims_repo.repositories.base import Repository, bind_find, changes_document
+
+M = TypeVar("M", bound=BaseModel)
+
+_SQL = loader.load("comments")
+GET = _SQL.statement("get", "comment_id", record=IssueComment)
+FOR_ISSUE = _SQL.statement("for_issue", "issue_pk", record=IssueComment)
+FIND = _SQL.statement("find", "limit", "offset", record=IssueComment)
+CREATE = _SQL.statement("create", "issue_pk", *NewIssueComment.model_fields, record=IssueComment)
+UPDATE = _SQL.statement("update", "comment_id", "changes", record=IssueComment)
+DELETE = _SQL.statement("delete", "comment_id")
+ADD_MANY = _SQL.statement("add_many", "issue_pk", "comments")
+
+FILTERS = FilterSet(
+    columns={
+        "comment_id": Column(int),
+        "issue_pk": Column(int),
+        "author": Column(str, nullable=True),
+        "content": Column(str, sortable=False),
+        "commented_at": Column(datetime, nullable=True),
+        "comment_order": Column(int, nullable=True),
+    },
+    key="comment_id",
+)
+"""``find`` filters, in the forms of ``ims_repo.filters``: ``comment_id``, ``issue_pk``,
+``author`` (``author_like=``, ``has_author=``), ``content`` (``content_like=``; not a sort
+key), ``commented_at`` (``commented_at_from=``/``_to=``, ``has_commented_at=``) and
+``comment_order`` (``has_comment_order=``)."""
+
+UPDATABLE = tuple(NewIssueComment.model_fields)
 
 
 class CommentRepository(Repository):
-    """Comments of issues (shared)."""
+    """Comments of issues: shared, and deleted with their issue."""
+
+    def get(self, comment_id: int) -> IssueComment | None:
+        """The comment with this id, or None."""
+        return self._session.fetch_one(GET.bind({"comment_id": comment_id}), IssueComment)
+
+    def for_issue(self, issue_pk: int) -> list[IssueComment]:
+        """The issue's comments by ``comment_order`` (unordered ones last), then time."""
+        return self._session.fetch_all(FOR_ISSUE.bind({"issue_pk": issue_pk}), IssueComment)
+
+    def find(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[IssueComment]:
+        """Comments matching ``filters`` (see ``FILTERS``), ordered by ``order_by`` keys
+        (``-key`` descending; default ``comment_id``); no ``limit`` returns all."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        return self._session.fetch_all(bound, IssueComment)
+
+    def create(self, issue_pk: int, new: NewIssueComment | Mapping[str, Any]) -> IssueComment:
+        """Add a comment to the issue; ``ForeignKeyViolation`` if there is no such issue."""
+        comment = validate_input(NewIssueComment, new)
+        bound = CREATE.bind({"issue_pk": issue_pk, **comment.model_dump()})
+        created = self._session.fetch_one(bound, IssueComment)
+        assert created is not None  # INSERT … RETURNING gives the row
+        return created
+
+    def update(self, comment_id: int, /, **fields: Any) -> IssueComment:
+        """Change the given fields (not ``issue_pk``); ``NotFound`` if there is no such
+        comment."""
+        changes = validate_changes(NewIssueComment, fields, allowed=UPDATABLE)
+        bound = UPDATE.bind({"comment_id": comment_id, "changes": changes_document(changes)})
+        updated = self._session.fetch_one(bound, IssueComment)
+        if updated is None:
+            raise NotFound(
+                f"ims.issue_comments has no comment_id={comment_id}",
+                table="issue_comments",
+                key=str(comment_id),
+            )
+        return updated
+
+    def delete(self, comment_id: int) -> bool:
+        """Remove a comment; False if there was none."""
+        return self._session.run(DELETE.bind({"comment_id": comment_id})) > 0
+
+    def add_many(
+        self, issue_pk: int, comments: Iterable[NewIssueComment | Mapping[str, Any]]
+    ) -> int:
+        """Add all ``comments`` to the issue in one statement; how many were added.
+
+        Every item is validated first: one bad item raises ``InvalidInput`` naming its
+        position, and nothing is sent. The statement itself is all or nothing, and the
+        comments get ids in the order given. An empty list sends nothing and returns 0.
+        """
+        items = validate_all(NewIssueComment, comments, "comments")
+        if not items:
+            return 0
+        document = Jsonb([item.model_dump(mode="json") for item in items])
+        return self._session.run(ADD_MANY.bind({"issue_pk": issue_pk, "comments": document}))

@@ -8,13 +8,20 @@ from typing import Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from ims_repo import loader
 from ims_repo.errors import InvalidInput, NotFound
 from ims_repo.filters import Column, FilterSet
-from ims_repo.records import CrawlSession, DurationStats, NewCrawlSession
-from ims_repo.records.types import JsonObject, SessionStatus, Text, validate_changes, validate_input
+from ims_repo.records import CrawledIssue, CrawlSession, DurationStats, Issue, NewCrawlSession
+from ims_repo.records.types import (
+    JsonObject,
+    SessionStatus,
+    Text,
+    validate_changes,
+    validate_input,
+    validate_value,
+)
 from ims_repo.repositories.base import Repository, bind_find, changes_document
 
 _SQL = loader.load("crawl_sessions")
@@ -28,6 +35,7 @@ DELETE = _SQL.statement("delete", "session_id")
 DURATION_STATS = _SQL.statement("duration_stats", record=DurationStats)
 WITH_METADATA_KEY = _SQL.statement("with_metadata_key", "key", record=CrawlSession)
 METADATA_CONTAINS = _SQL.statement("metadata_contains", "document", record=CrawlSession)
+ISSUES = _SQL.statement("issues", "session_id")
 
 FILTERS = FilterSet(
     columns={
@@ -130,7 +138,7 @@ class CrawlSessionRepository(Repository):
 
         The JSON value must equal ``equals`` exactly, type included ("1" is not 1).
         """
-        keys = _validated(_PATH, list(path) if not isinstance(path, str) else path, "path")
+        keys = validate_value(_PATH, list(path) if not isinstance(path, str) else path, "path")
         if not keys:
             raise InvalidInput("path needs at least one key")
         document: Any = equals
@@ -140,19 +148,26 @@ class CrawlSessionRepository(Repository):
 
     def with_metadata_key(self, key: str) -> list[CrawlSession]:
         """Sessions whose metadata has the top-level ``key``."""
-        checked = _validated(_KEY, key, "key")
+        checked = validate_value(_KEY, key, "key")
         return self._session.fetch_all(WITH_METADATA_KEY.bind({"key": checked}), CrawlSession)
 
     def metadata_contains(self, document: Mapping[str, Any]) -> list[CrawlSession]:
         """Sessions whose metadata contains the JSON object ``document``."""
-        checked = _validated(_JSON_OBJECT, document, "document")
+        checked = validate_value(_JSON_OBJECT, document, "document")
         bound = METADATA_CONTAINS.bind({"document": Jsonb(checked)})
         return self._session.fetch_all(bound, CrawlSession)
 
-
-def _validated(adapter: TypeAdapter[Any], value: Any, name: str) -> Any:
-    try:
-        return adapter.validate_python(value, strict=True)
-    except ValidationError as error:
-        problem = error.errors(include_url=False)[0]["msg"]
-        raise InvalidInput(f"{name}: {problem}") from error
+    def issues(self, session_id: int) -> list[CrawledIssue]:
+        """The issues the session crawled, each with its crawl order, duration and time,
+        in crawl order (unordered ones last, then by issue), in one statement; empty for
+        a session the context cannot see."""
+        rows = self._session.fetch_rows(ISSUES.bind({"session_id": session_id}))
+        return [
+            CrawledIssue(
+                issue=Issue.model_validate({name: row[name] for name in Issue.model_fields}),
+                crawl_order=row["crawl_order"],
+                crawl_duration_ms=row["crawl_duration_ms"],
+                crawled_at=row["crawled_at"],
+            )
+            for row in rows
+        ]

@@ -1,9 +1,93 @@
-"""``s.history``: field-change history of issues (shared)."""
+"""``s.history``: field-change history of issues (``queries/history.sql``), shared."""
 
 from __future__ import annotations
 
-from ims_repo.repositories.base import Repository
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from ims_repo import loader
+from ims_repo.filters import Column, FilterSet
+from ims_repo.records import IssueHistory, NewIssueHistory
+from ims_repo.records.types import validate_all, validate_input
+from ims_repo.repositories.base import Repository, bind_find
+
+_SQL = loader.load("history")
+GET = _SQL.statement("get", "history_id", record=IssueHistory)
+FOR_ISSUE = _SQL.statement("for_issue", "issue_pk", record=IssueHistory)
+FIND = _SQL.statement("find", "limit", "offset", record=IssueHistory)
+CREATE = _SQL.statement("create", "issue_pk", *NewIssueHistory.model_fields, record=IssueHistory)
+DELETE = _SQL.statement("delete", "history_id")
+ADD_MANY = _SQL.statement("add_many", "issue_pk", "changes")
+
+FILTERS = FilterSet(
+    columns={
+        "history_id": Column(int),
+        "issue_pk": Column(int),
+        "changed_at": Column(datetime),
+        "changed_by": Column(str, nullable=True),
+        "field_name": Column(str),
+        "old_value": Column(str, nullable=True),
+        "new_value": Column(str, nullable=True),
+    },
+    key="history_id",
+)
+"""``find`` filters, in the forms of ``ims_repo.filters``: ``history_id``, ``issue_pk``,
+``changed_at`` (``changed_at_from=``/``_to=``), ``changed_by``, ``field_name``
+(``field_name_in=[…]``), ``old_value`` and ``new_value`` (``*_like=``, ``has_*=``)."""
 
 
 class HistoryRepository(Repository):
-    """Field-change history of issues (shared)."""
+    """Field changes of issues as the IMS reports them: shared, deleted with their
+    issue, and not updatable (they are facts from the IMS)."""
+
+    def get(self, history_id: int) -> IssueHistory | None:
+        """The history entry with this id, or None."""
+        return self._session.fetch_one(GET.bind({"history_id": history_id}), IssueHistory)
+
+    def for_issue(self, issue_pk: int) -> list[IssueHistory]:
+        """The issue's field changes by ``changed_at`` (ties in the order stored)."""
+        return self._session.fetch_all(FOR_ISSUE.bind({"issue_pk": issue_pk}), IssueHistory)
+
+    def find(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[IssueHistory]:
+        """History entries matching ``filters`` (see ``FILTERS``), ordered by
+        ``order_by`` keys (``-key`` descending; default ``history_id``)."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        return self._session.fetch_all(bound, IssueHistory)
+
+    def create(self, issue_pk: int, new: NewIssueHistory | Mapping[str, Any]) -> IssueHistory:
+        """Record a field change (``changed_at`` defaults to now);
+        ``ForeignKeyViolation`` if there is no such issue."""
+        change = validate_input(NewIssueHistory, new)
+        bound = CREATE.bind({"issue_pk": issue_pk, **change.model_dump()})
+        created = self._session.fetch_one(bound, IssueHistory)
+        assert created is not None  # INSERT … RETURNING gives the row
+        return created
+
+    def delete(self, history_id: int) -> bool:
+        """Remove a history entry; False if there was none."""
+        return self._session.run(DELETE.bind({"history_id": history_id})) > 0
+
+    def add_many(
+        self, issue_pk: int, changes: Iterable[NewIssueHistory | Mapping[str, Any]]
+    ) -> int:
+        """Record all ``changes`` for the issue in one statement; how many were added.
+
+        Validated first (a bad item raises ``InvalidInput`` naming its position, and
+        nothing is sent); all or nothing; ``changed_at`` defaults to now. An empty list
+        sends nothing and returns 0.
+        """
+        items = validate_all(NewIssueHistory, changes, "changes")
+        if not items:
+            return 0
+        document = Jsonb([item.model_dump(mode="json") for item in items])
+        return self._session.run(ADD_MANY.bind({"issue_pk": issue_pk, "changes": document}))

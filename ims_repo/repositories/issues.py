@@ -1,9 +1,378 @@
-"""``s.issues``: issues: shared by every user; crawled, re-crawled, searched."""
+"""``s.issues``: issues as crawled from the IMS (``queries/issues.sql``).
+
+Issues are shared by every user. A re-crawl stores an issue with ``upsert`` or, in bulk,
+``upsert_many``, which streams its input through COPY in batches; both keep the stored
+value of every field the crawl left unset, keep ``first_crawled_at`` and move
+``last_crawled_at`` and ``crawl_count``.
+"""
 
 from __future__ import annotations
 
-from ims_repo.repositories.base import Repository
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from itertools import islice
+from operator import itemgetter
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, TypeAdapter
+
+from ims_repo import loader
+from ims_repo.errors import InvalidInput, NotFound
+from ims_repo.filters import Column, FilterSet
+from ims_repo.records import CrawlSession, Issue, IssueCrawl, IssueDetail, NewIssue, UpsertResult
+from ims_repo.records.types import Text, validate_changes, validate_input, validate_value
+from ims_repo.repositories.base import Repository, bind_find, changes_document
+
+_SQL = loader.load("issues")
+GET = _SQL.statement("get", "issue_pk", record=Issue)
+GET_BY_ISSUE_ID = _SQL.statement("get_by_issue_id", "issue_id", record=Issue)
+FIND = _SQL.statement("find", "limit", "offset", record=Issue)
+COUNT = _SQL.statement("count")
+COUNT_BY_PRODUCT = _SQL.statement("count_by_product")
+CREATE = _SQL.statement("create", *NewIssue.model_fields, record=Issue)
+UPDATE = _SQL.statement("update", "issue_pk", "changes", record=Issue)
+DELETE = _SQL.statement("delete", "issue_pk")
+SET_STATUS = _SQL.statement("set_status", "issue_pks", "status")
+REPLACE_STATUS = _SQL.statement("replace_status", "old", "new")
+UPDATE_MANY = _SQL.statement("update_many", "rows")
+UPSERT = _SQL.statement("upsert", *NewIssue.model_fields, "set_fields", record=Issue)
+CREATE_UPSERT_STAGE = _SQL.statement("create_upsert_stage")
+COPY_UPSERT_STAGE = _SQL.statement("copy_upsert_stage")
+UPSERT_STAGED = _SQL.statement("upsert_staged", record=UpsertResult)
+CLEAR_UPSERT_STAGE = _SQL.statement("clear_upsert_stage")
+DETAIL = _SQL.statement("detail", "issue_id", record=IssueDetail)
+FIND_DETAILED = _SQL.statement("find_detailed", "limit", "offset", record=IssueDetail)
+SESSIONS = _SQL.statement("sessions", "issue_pk")
+
+FILTERS = FilterSet(
+    columns={
+        "issue_pk": Column(int),
+        "issue_id": Column(str),
+        "title": Column(str),
+        "product": Column(str),
+        "module": Column(str, nullable=True),
+        "version": Column(str, nullable=True),
+        "status": Column(str, nullable=True),
+        "priority": Column(str, nullable=True),
+        "severity": Column(str, nullable=True),
+        "reporter": Column(str, nullable=True),
+        "assignee": Column(str, nullable=True),
+        "issue_created_at": Column(datetime, nullable=True),
+        "issue_updated_at": Column(datetime, nullable=True),
+        "first_crawled_at": Column(datetime),
+        "last_crawled_at": Column(datetime),
+        "crawl_count": Column(int),
+    },
+    key="issue_pk",
+)
+"""``find``/``count``/``find_detailed`` filters, in the forms of ``ims_repo.filters``:
+``issue_pk``, ``issue_id``, ``title``, ``product`` (``=``, ``_not``, ``_in``, ``_like``);
+``module``, ``version``, ``status``, ``priority``, ``severity``, ``reporter``,
+``assignee`` (the same, and ``has_<column>=True/False``); ``issue_created_at``,
+``issue_updated_at`` (``_from``/``_to``, ``has_``); ``first_crawled_at``,
+``last_crawled_at`` (``_from``/``_to``); ``crawl_count``. Each is also an ``order_by``
+key; the default order is ``issue_pk``."""
+
+UPDATABLE = tuple(name for name in NewIssue.model_fields if name != "issue_id")
+"""Fields ``update``/``update_many`` may change: every crawled field but the IMS id
+(the natural key re-crawls upsert on). The crawl bookkeeping moves only on upserts."""
+
+_STAGED_FIELDS = (
+    "issue_id",
+    "title",
+    "description",
+    "product",
+    "module",
+    "version",
+    "status",
+    "priority",
+    "severity",
+    "reporter",
+    "assignee",
+    "issue_created_at",
+    "issue_updated_at",
+    "url",
+    "raw_data",
+)
+"""The fields of a staged row, in the column order of ``copy_upsert_stage`` (followed by
+``set_fields`` and ``occurrences``)."""
+assert set(_STAGED_FIELDS) == set(NewIssue.model_fields), "staged fields != NewIssue"
+assert _STAGED_FIELDS[-1] == "raw_data"  # sent last, wrapped as JSON
+_STAGED_VALUES = itemgetter(*_STAGED_FIELDS[:-1])
+
+_SESSION_FIELDS = tuple(CrawlSession.model_fields)
+_KEY = TypeAdapter(int)
+_KEYS = TypeAdapter(list[int])
+_TEXT = TypeAdapter(Text)
+
+IssueInput = NewIssue | Mapping[str, Any]
+"""An issue to store: a record, or a mapping of its fields (validated as ``NewIssue``)."""
 
 
 class IssueRepository(Repository):
     """Issues: shared by every user; crawled, re-crawled, searched."""
+
+    def get(self, issue_pk: int) -> Issue | None:
+        """The issue with this surrogate key, or None."""
+        bound = GET.bind({"issue_pk": validate_value(_KEY, issue_pk, "issue_pk")})
+        return self._session.fetch_one(bound, Issue)
+
+    def get_by_issue_id(self, issue_id: str) -> Issue | None:
+        """The issue with this IMS id (e.g. ``SAMPLE-001``), or None."""
+        bound = GET_BY_ISSUE_ID.bind({"issue_id": validate_value(_TEXT, issue_id, "issue_id")})
+        return self._session.fetch_one(bound, Issue)
+
+    def find(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[Issue]:
+        """Issues matching ``filters`` (see ``FILTERS``), ordered by ``order_by`` keys
+        (``-key`` descending; default ``issue_pk``); no ``limit`` returns all."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        return self._session.fetch_all(bound, Issue)
+
+    def count(self, **filters: Any) -> int:
+        """How many issues match ``filters`` (those of ``find``)."""
+        bound = COUNT.bind({}, filters=FILTERS.where(filters))
+        return int(self._session.fetch_value(bound))
+
+    def count_by_product(self) -> dict[str, int]:
+        """How many issues each product has, by product name."""
+        rows = self._session.fetch_rows(COUNT_BY_PRODUCT.bind({}))
+        return {row["product"]: int(row["issues"]) for row in rows}
+
+    def create(self, new: IssueInput) -> Issue:
+        """Add an issue; ``Duplicate`` when its ``issue_id`` is already stored (a
+        re-crawl should use ``upsert``)."""
+        issue = validate_input(NewIssue, new)
+        params = issue.model_dump()
+        params["raw_data"] = Jsonb(issue.raw_data)
+        created = self._session.fetch_one(CREATE.bind(params), Issue)
+        assert created is not None  # INSERT … RETURNING gives the row
+        return created
+
+    def update(self, issue_pk: int, /, **fields: Any) -> Issue:
+        """Change the given fields (any of ``UPDATABLE``); ``NotFound`` if there is no
+        such issue. An edit, not a crawl: ``last_crawled_at``/``crawl_count`` stay."""
+        key = validate_value(_KEY, issue_pk, "issue_pk")
+        changes = validate_changes(NewIssue, fields, allowed=UPDATABLE)
+        bound = UPDATE.bind({"issue_pk": key, "changes": changes_document(changes)})
+        updated = self._session.fetch_one(bound, Issue)
+        if updated is None:
+            raise NotFound(f"ims.issues has no issue_pk={key}", table="issues", key=str(key))
+        return updated
+
+    def delete(self, issue_pk: int) -> bool:
+        """Remove an issue with its comments, history and attachments; False if there
+        was none. ``ForeignKeyViolation`` while any crawl session links it, also one the
+        caller cannot see (nothing is deleted through another user's rows)."""
+        bound = DELETE.bind({"issue_pk": validate_value(_KEY, issue_pk, "issue_pk")})
+        return self._session.run(bound) > 0
+
+    def set_status(self, issue_pks: Sequence[int], status: str) -> int:
+        """Give the listed issues ``status``; how many changed (issues that already
+        have it, or do not exist, are not counted). An empty list sends nothing."""
+        keys = validate_value(_KEYS, _as_list(issue_pks, "issue_pks"), "issue_pks")
+        checked = _status(status, "status")
+        if not keys:
+            return 0
+        return self._session.run(SET_STATUS.bind({"issue_pks": keys, "status": checked}))
+
+    def replace_status(self, old: str, new: str) -> int:
+        """The guide's bulk update (status ``New`` → ``Open``): every issue with status
+        ``old`` gets ``new``; how many changed."""
+        bound = REPLACE_STATUS.bind(
+            {"old": validate_value(_TEXT, old, "old"), "new": _status(new, "new")}
+        )
+        return self._session.run(bound)
+
+    def update_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """The guide's ``bulk_update_mappings``, in one statement: each mapping has
+        ``issue_pk`` and the fields to change (validated like ``update``); fields a
+        mapping leaves out keep their value. Returns how many issues changed (missing
+        issues and unchanged values are not counted).
+
+        Mappings for the same ``issue_pk`` apply in order (a later one's fields win),
+        as separate updates would. Every mapping is checked before anything is sent.
+        """
+        merged: dict[int, dict[str, Any]] = {}
+        for index, row in enumerate(_items(rows, "rows")):
+            if not isinstance(row, Mapping):
+                raise InvalidInput(f"rows[{index}] must be a mapping, not {type(row).__name__}")
+            fields = dict(row)
+            if "issue_pk" not in fields:
+                raise InvalidInput(f"rows[{index}] has no issue_pk")
+            key = validate_value(_KEY, fields.pop("issue_pk"), f"rows[{index}].issue_pk")
+            try:
+                changes = validate_changes(NewIssue, fields, allowed=UPDATABLE)
+            except InvalidInput as error:
+                raise InvalidInput(f"rows[{index}]: {error}") from error
+            merged.setdefault(key, {}).update(changes)
+        if not merged:
+            return 0
+        document = Jsonb(
+            [
+                {"issue_pk": key, "changes": changes_document(changes).obj}
+                for key, changes in merged.items()
+            ]
+        )
+        return self._session.run(UPDATE_MANY.bind({"rows": document}))
+
+    def upsert(self, new: IssueInput) -> Issue:
+        """Store a crawled issue: insert it, or update the stored one with the same
+        ``issue_id``. Fields the input leaves unset (not given to ``NewIssue``) keep
+        their stored value (a new row gets the default); ``first_crawled_at`` is kept,
+        ``last_crawled_at`` moves to the statement's time and ``crawl_count`` goes up 1.
+        """
+        issue = validate_input(NewIssue, new)
+        params = issue.model_dump()
+        params["raw_data"] = Jsonb(issue.raw_data)
+        params["set_fields"] = sorted(issue.model_fields_set)
+        stored = self._session.fetch_one(UPSERT.bind(params), Issue)
+        assert stored is not None  # INSERT … ON CONFLICT DO UPDATE … RETURNING gives the row
+        return stored
+
+    def upsert_many(self, issues: Iterable[IssueInput], *, batch_size: int = 5000) -> UpsertResult:
+        """Store many crawled issues with ``upsert``'s semantics, streaming.
+
+        The iterable is consumed ``batch_size`` items at a time, so memory holds one
+        batch whatever the input's length. Each batch is validated (``InvalidInput``
+        names the item's position; nothing of that batch is sent), COPYed into a
+        temporary staging table, and written by one ``INSERT … SELECT … ON CONFLICT``
+        statement. Everything runs in the session's current transaction: the block's
+        end commits it all, an exception rolls it all back. A caller who wants to
+        commit as it goes calls ``s.commit()`` between chunks it passes to
+        ``upsert_many``, or from its generator between batches (when it has yielded a
+        multiple of ``batch_size`` items).
+
+        The same ``issue_id`` twice in one batch is merged in order before the COPY, as
+        if the items had been upserted one after the other: each field takes the value
+        of the last item that set it (so the last wins), and ``crawl_count`` goes up once
+        per item, so the stored result does not depend on ``batch_size``.
+
+        Returns the rows ``inserted``, ``updated`` (some content field changed) and
+        ``unchanged`` (only ``last_crawled_at``/``crawl_count`` moved), counting a
+        merged ``issue_id`` once per batch.
+        """
+        size = _batch_size(batch_size)
+        items = iter(_items(issues, "issues"))
+        inserted = updated = unchanged = 0
+        start = 0
+        while True:
+            consumed, rows = _stage_batch(items, size, start)
+            if not rows:
+                break
+            # Per batch: a caller may commit between batches (the stage goes with it).
+            self._session.run(CREATE_UPSERT_STAGE.bind({}))
+            self._session.copy_rows(COPY_UPSERT_STAGE.bind({}), rows)
+            result = self._session.fetch_one(UPSERT_STAGED.bind({}), UpsertResult)
+            assert result is not None  # an aggregate always returns one row
+            self._session.run(CLEAR_UPSERT_STAGE.bind({}))
+            inserted += result.inserted
+            updated += result.updated
+            unchanged += result.unchanged
+            start += consumed
+            if consumed < size:
+                break
+        return UpsertResult(inserted=inserted, updated=updated, unchanged=unchanged)
+
+    def detail(self, issue_id: str) -> IssueDetail | None:
+        """The issue with this IMS id with its comments (by ``comment_order``, then
+        time), history (by time) and attachments, in one statement; or None."""
+        bound = DETAIL.bind({"issue_id": validate_value(_TEXT, issue_id, "issue_id")})
+        return self._session.fetch_one(bound, IssueDetail)
+
+    def find_detailed(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[IssueDetail]:
+        """``find`` with each issue's comments, history and attachments (ordered as in
+        ``detail``), in one statement: no query per issue."""
+        bound = bind_find(FIND_DETAILED, FILTERS, filters, order_by, limit, offset)
+        return self._session.fetch_all(bound, IssueDetail)
+
+    def sessions(self, issue_pk: int) -> list[IssueCrawl]:
+        """The crawl sessions that crawled this issue and the context may see (its
+        own; an admin, all), each with the link's order, duration and time, by
+        ``session_id``."""
+        bound = SESSIONS.bind({"issue_pk": validate_value(_KEY, issue_pk, "issue_pk")})
+        return [
+            IssueCrawl(
+                session=CrawlSession.model_validate({name: row[name] for name in _SESSION_FIELDS}),
+                crawl_order=row["crawl_order"],
+                crawl_duration_ms=row["crawl_duration_ms"],
+                crawled_at=row["crawled_at"],
+            )
+            for row in self._session.fetch_rows(bound)
+        ]
+
+
+def _stage_batch(items: Iterator[Any], size: int, start: int) -> tuple[int, list[list[Any]]]:
+    """The next ``size`` items as staging rows: validated, the same ``issue_id`` merged
+    in order; and how many items were consumed. ``start`` numbers the items (for the
+    position an ``InvalidInput`` names)."""
+    staged: dict[str, list[Any]] = {}  # issue_id -> [values, given fields, count]
+    consumed = 0
+    for index, item in enumerate(islice(items, size), start):
+        consumed += 1
+        try:
+            issue = validate_input(NewIssue, item)
+        except InvalidInput as error:
+            raise InvalidInput(f"issues[{index}]: {error}") from error
+        values: dict[str, Any] = issue.__dict__  # the field values (read, never changed)
+        given = issue.model_fields_set
+        entry = staged.get(issue.issue_id)
+        if entry is None:
+            staged[issue.issue_id] = [values, given, 1]
+        else:  # merged into new objects: the caller's records stay untouched
+            entry[0] = {**entry[0], **{name: values[name] for name in given}}
+            entry[1] = entry[1] | given
+            entry[2] += 1
+    rows = [
+        [
+            *_STAGED_VALUES(values),
+            Jsonb(values["raw_data"]),
+            sorted(given),
+            occurrences,
+        ]
+        for values, given, occurrences in staged.values()
+    ]
+    return consumed, rows
+
+
+def _items(values: Any, name: str) -> Iterable[Any]:
+    """``values`` if it is an iterable of items (not text, a mapping or one record)."""
+    if isinstance(values, str | bytes | Mapping | BaseModel) or not isinstance(values, Iterable):
+        raise InvalidInput(f"{name} must be an iterable of items, not {type(values).__name__}")
+    return values
+
+
+def _as_list(values: Any, name: str) -> Any:
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise InvalidInput(f"{name} must be a sequence, not {type(values).__name__}")
+    return list(values)
+
+
+def _batch_size(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"batch_size must be a positive int, not {value!r}")
+    return value
+
+
+def _status(value: Any, name: str) -> str:
+    """A status to write: text (not None), valid as ``NewIssue.status``."""
+    checked = validate_value(_TEXT, value, name)
+    try:
+        changes = validate_changes(NewIssue, {"status": checked}, allowed=("status",))
+    except InvalidInput as error:
+        raise InvalidInput(f"{name}: {error}") from error
+    return str(changes["status"])

@@ -1,9 +1,44 @@
-"""``s.search``: full-text search over issues."""
+"""``s.search``: ranked issue search (``queries/search.sql``)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter
+
+from ims_repo import loader
+from ims_repo.records import SearchHit
+from ims_repo.records.types import Text, validate_value
 from ims_repo.repositories.base import Repository
+
+_SQL = loader.load("search")
+ISSUES = _SQL.statement("issues", "query", "product", "max_results", record=SearchHit)
+
+MAX_LIMIT = 1000
+
+_QUERY = TypeAdapter(Text)
+_PRODUCT = TypeAdapter(Text | None)
+_LIMIT = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_LIMIT)])
 
 
 class SearchRepository(Repository):
-    """Full-text search over issues."""
+    """Issue search through ``ims.search_issues`` (shared issues: every context sees
+    the same hits)."""
+
+    def issues(self, query: str, product: str | None = None, limit: int = 50) -> list[SearchHit]:
+        """Hits for ``query``, best first, at most ``limit`` (1 to 1000).
+
+        ``query`` is read as web-search syntax (``"quoted phrase"``, ``or``, ``-word``),
+        so any text is a valid query; an empty one finds nothing. Full-text hits come
+        first (``rank`` > 0, english stemming and words as typed). When they are fewer
+        than ``limit`` and the query has no web-search operator, issues whose title
+        contains the query's words as text follow (``rank`` <= 0): this finds Korean
+        words glued to their particles (``시간`` in ``시간이``).
+        """
+        params = {
+            "query": validate_value(_QUERY, query, "query"),
+            "product": validate_value(_PRODUCT, product, "product"),
+            "max_results": validate_value(_LIMIT, limit, "limit"),
+        }
+        bound = ISSUES.bind(params)
+        return self._session.fetch_all(bound, SearchHit)

@@ -1,9 +1,73 @@
-"""``s.search_queries``: the search log: each user's searches."""
+"""``s.search_queries``: the search log: each user's searches (``queries/search_queries.sql``)."""
 
 from __future__ import annotations
 
-from ims_repo.repositories.base import Repository
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ims_repo import loader
+from ims_repo.filters import Column, FilterSet
+from ims_repo.records import NewSearchQuery, SearchQuery
+from ims_repo.records.types import validate_input
+from ims_repo.repositories.base import Repository, bind_find
+
+_SQL = loader.load("search_queries")
+GET = _SQL.statement("get", "query_id", record=SearchQuery)
+FIND = _SQL.statement("find", "limit", "offset", record=SearchQuery)
+LOG = _SQL.statement("log", *NewSearchQuery.model_fields, record=SearchQuery)
+DELETE = _SQL.statement("delete", "query_id")
+
+FILTERS = FilterSet(
+    columns={
+        "query_id": Column(int),
+        "user_id": Column(int),
+        "session_id": Column(int, nullable=True),
+        "query_text": Column(str),
+        "parsed_query": Column(str, nullable=True),
+        "query_language": Column(str, nullable=True),
+        "result_count": Column(int, nullable=True),
+        "execution_time_ms": Column(int, nullable=True),
+        "executed_at": Column(datetime),
+    },
+    key="query_id",
+)
+"""``find`` filters, in the forms of ``ims_repo.filters``: ``user_id=``, ``session_id=``
+(``has_session_id=False`` for searches outside a session), ``query_text=`` /
+``query_text_like=``, ``query_language=``, ``result_count=`` (``has_result_count=``),
+``execution_time_ms=``, ``executed_at_from=``/``executed_at_to=``; each also as
+``_not``/``_in``."""
 
 
 class SearchQueryRepository(Repository):
-    """The search log: each user's searches."""
+    """The search log: each context sees and writes only its own searches (an admin,
+    all)."""
+
+    def get(self, query_id: int) -> SearchQuery | None:
+        """The logged search with this id, or None (also when RLS hides it)."""
+        return self._session.fetch_one(GET.bind({"query_id": query_id}), SearchQuery)
+
+    def find(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[SearchQuery]:
+        """Visible searches matching ``filters`` (see ``FILTERS``), ordered by
+        ``order_by`` keys (``-key`` descending; default ``query_id``)."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        return self._session.fetch_all(bound, SearchQuery)
+
+    def log(self, new: NewSearchQuery | Mapping[str, Any]) -> SearchQuery:
+        """Record a search a crawler ran. ``PermissionDenied`` when ``user_id`` is not
+        the context's; ``ForeignKeyViolation`` when ``session_id`` is not that user's."""
+        search = validate_input(NewSearchQuery, new)
+        logged = self._session.fetch_one(LOG.bind(search.model_dump()), SearchQuery)
+        assert logged is not None  # INSERT … RETURNING gives the row
+        return logged
+
+    def delete(self, query_id: int) -> bool:
+        """Remove one logged search; False if absent or hidden."""
+        return self._session.run(DELETE.bind({"query_id": query_id})) > 0

@@ -1,9 +1,91 @@
-"""``s.session_errors``: errors met during crawl sessions."""
+"""``s.session_errors``: errors met during crawl sessions (``queries/session_errors.sql``)."""
 
 from __future__ import annotations
 
-from ims_repo.repositories.base import Repository
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from pydantic import TypeAdapter
+
+from ims_repo import loader
+from ims_repo.filters import Column, FilterSet
+from ims_repo.records import NewSessionError, SessionError
+from ims_repo.records.types import ErrorSeverity, validate_input, validate_value
+from ims_repo.repositories.base import Repository, bind_find
+
+_SQL = loader.load("session_errors")
+GET = _SQL.statement("get", "error_id", record=SessionError)
+FIND = _SQL.statement("find", "limit", "offset", record=SessionError)
+FOR_SESSION = _SQL.statement("for_session", "session_id", record=SessionError)
+CREATE = _SQL.statement("create", *NewSessionError.model_fields, record=SessionError)
+DELETE = _SQL.statement("delete", "error_id")
+DELETE_BY_SEVERITY = _SQL.statement("delete_by_severity", "severity")
+
+FILTERS = FilterSet(
+    columns={
+        "error_id": Column(int),
+        "session_id": Column(int),
+        "user_id": Column(int),
+        "severity": Column(ErrorSeverity),
+        "error_type": Column(str),
+        "error_message": Column(str, sortable=False),
+        "stack_trace": Column(str, nullable=True, sortable=False),
+        "issue_id": Column(str, nullable=True),
+        "occurred_at": Column(datetime),
+    },
+    key="error_id",
+)
+"""``find`` filters, in the forms of ``ims_repo.filters``: ``session_id=``, ``user_id=``,
+``severity=`` / ``severity_in=[…]`` (``info``, ``warning``, ``error``, ``critical``),
+``error_type=`` / ``error_type_like=``, ``error_message_like=``, ``issue_id=``
+(``has_issue_id=``), ``has_stack_trace=``, ``occurred_at_from=``/``occurred_at_to=``."""
+
+_SEVERITY: TypeAdapter[ErrorSeverity] = TypeAdapter(ErrorSeverity)
 
 
 class SessionErrorRepository(Repository):
-    """Errors met during crawl sessions."""
+    """Crawl errors: each context sees and writes only its own (an admin, all)."""
+
+    def get(self, error_id: int) -> SessionError | None:
+        """The error with this id, or None (also when RLS hides it)."""
+        return self._session.fetch_one(GET.bind({"error_id": error_id}), SessionError)
+
+    def find(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[SessionError]:
+        """Visible errors matching ``filters`` (see ``FILTERS``), ordered by ``order_by``
+        keys (``-key`` descending; default ``error_id``)."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        return self._session.fetch_all(bound, SessionError)
+
+    def for_session(self, session_id: int) -> list[SessionError]:
+        """A session's errors in the order they occurred (empty when it is hidden)."""
+        bound = FOR_SESSION.bind({"session_id": session_id})
+        return self._session.fetch_all(bound, SessionError)
+
+    def create(self, new: NewSessionError | Mapping[str, Any]) -> SessionError:
+        """Record an error. ``PermissionDenied`` when ``user_id`` is not the context's;
+        ``ForeignKeyViolation`` when it is not the session's user."""
+        error = validate_input(NewSessionError, new)
+        params = error.model_dump()
+        params["context"] = Jsonb(error.context)
+        created = self._session.fetch_one(CREATE.bind(params), SessionError)
+        assert created is not None  # INSERT … RETURNING gives the row
+        return created
+
+    def delete(self, error_id: int) -> bool:
+        """Remove one error; False if absent or hidden."""
+        return self._session.run(DELETE.bind({"error_id": error_id})) > 0
+
+    def delete_by_severity(self, severity: ErrorSeverity) -> int:
+        """Remove every visible error of ``severity`` (an ordinary user's own only); the
+        number removed. ``InvalidInput`` for an unknown severity, before any SQL."""
+        checked = validate_value(_SEVERITY, severity, "severity")
+        return self._session.run(DELETE_BY_SEVERITY.bind({"severity": checked}))

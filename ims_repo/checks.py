@@ -1,0 +1,440 @@
+"""The statement check: every named statement, verified against the live schema.
+
+For each statement the server is asked, without running it, what it would do:
+
+1. **parse and describe** (``Parse`` + ``Describe`` of the extended protocol, as
+   ``conn.pgconn.prepare`` / ``describe_prepared``, on the text of
+   ``Statement.positional()``): does it parse against the schema, how many parameters it
+   takes, which columns of which types it returns;
+2. **plan as the runtime role** (``EXPLAIN EXECUTE`` of a generic plan after
+   ``SET LOCAL ROLE ims_app``): privileges are checked only when a plan starts, not when
+   a statement is parsed, so this is where a statement the application role may not run
+   is found. ``EXPLAIN`` without ``ANALYZE`` executes nothing.
+
+Each file is checked in one transaction that is always rolled back, its statements in
+file order, each in a savepoint of its own. The one thing run for real is a statement
+that creates a temporary table: later statements of the same file read that table (a
+COPY staging table, say), exactly as at run time, and the rollback drops it.
+
+Then the description is compared with the Python side: the parameter count with the
+statement's ``:name`` parameters; and, when the statement declares the ``record`` its
+rows fill (``QueryFile.statement(..., record=...)``), the result column names with the
+record's fields (none missing, none extra) and each column's type with its field's
+annotation, including NULLs: a field that is not optional, read from a table column
+that allows NULL, fails at the first NULL. Statements shaped in Python declare no record
+and are checked for parsing, privileges and parameters only.
+
+Called by the test suite and by ``ims-repo check``; this module has no CLI code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
+from typing import Any, Literal
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import DiagnosticField, ExecStatus
+from psycopg.pq.abc import PGresult
+from pydantic import BaseModel
+
+import ims_repo.session  # noqa: F401  (importing it loads every repository: records register)
+from ims_repo import loader
+from ims_repo.errors import DatabaseError
+from ims_repo.lexer import Kind
+from ims_repo.loader import QueryFile, ResultKind, Statement
+
+RUNTIME_ROLE = "ims_app"
+_PREPARED = "ims_repo_check"
+
+# PostgreSQL base types (by name) and the Python types a field may declare for them.
+# Widening is accepted (an integer column into a Decimal or float field); narrowing is
+# not (numeric into int fails for 2.5), so a statement casts where it means to.
+_INTEGERS = (int, Decimal, float)
+_TEXT = (str,)
+_ACCEPTED: Mapping[str, tuple[type, ...]] = {
+    "int2": _INTEGERS,
+    "int4": _INTEGERS,
+    "int8": _INTEGERS,
+    "oid": _INTEGERS,
+    "numeric": (Decimal, float),
+    "float4": (float, Decimal),
+    "float8": (float, Decimal),
+    "text": _TEXT,
+    "varchar": _TEXT,
+    "bpchar": _TEXT,
+    "char": _TEXT,
+    "name": _TEXT,
+    "citext": _TEXT,
+    "bool": (bool,),
+    "timestamptz": (datetime,),
+    "timestamp": (datetime,),
+    "date": (date,),
+    "time": (time,),
+    "timetz": (time,),
+    "interval": (timedelta,),
+    "uuid": (UUID,),
+    "inet": (IPv4Address, IPv6Address, IPv4Interface, IPv6Interface),
+    "cidr": (IPv4Network, IPv6Network),
+    "bytea": (bytes,),
+}
+_JSON_TYPES = frozenset({"json", "jsonb"})
+_JSON_CONTAINERS: frozenset[Any] = frozenset({dict, list, Mapping, Sequence})
+_SEQUENCES: frozenset[Any] = frozenset({list, tuple, set, frozenset, Sequence})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one statement, located in its ``.sql`` file."""
+
+    location: str  # "users.sql:12", the statement's header line
+    statement: str  # "users.get_by_username"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.statement}: {self.message}"
+
+
+def check_statements(
+    conninfo: str,
+    files: Iterable[QueryFile] | None = None,
+    *,
+    role: str | None = RUNTIME_ROLE,
+    report_unused: bool | None = None,
+) -> list[Problem]:
+    """Every problem of the statements in ``files`` (default: the packaged ones).
+
+    ``conninfo`` is a libpq URL of a migrated database; the check acts as ``role`` (the
+    runtime role; ``None`` checks as the login itself), which the login must be a
+    superuser or a member of. Nothing is changed: statements are described and planned
+    in a transaction that is rolled back.
+
+    ``report_unused`` reports statements that no code asked for with
+    ``QueryFile.statement()`` (dead SQL). By default it is on for the packaged files,
+    whose repositories are all imported here, and off for files passed in.
+    """
+    if files is None:
+        files = loader.packaged_files()
+        if report_unused is None:
+            report_unused = True
+    checked = list(files)
+    problems: list[Problem] = []
+    # prepare_threshold=None: psycopg's own automatic prepared statements (and the
+    # DEALLOCATE ALL it may send) would share the namespace with the check's.
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as connection:
+        checker = _Checker(connection, role)
+        for query_file in checked:
+            if report_unused:
+                problems.extend(
+                    _problem(statement, "unused: no code calls QueryFile.statement() for it")
+                    for statement in query_file.statements.values()
+                    if statement.name not in query_file.registered
+                )
+            problems.extend(checker.check_file(query_file))
+    return problems
+
+
+@dataclass(frozen=True)
+class _PgType:
+    """A column type as the check sees it: domains resolved, arrays unwrapped."""
+
+    name: str  # base type name, e.g. "int8", "jsonb"; the element's for an array
+    display: str  # as PostgreSQL writes it, e.g. "bigint[]"
+    array: bool = False
+    enum: bool = False
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    type: _PgType
+    nullable: bool | None  # None: not a plain table column, so unknown
+    origin: str | None  # "ims.users.full_name" when it is one
+
+
+class _Checker:
+    """Checks the statements of one file at a time on one connection (see the module
+    docstring for the transaction and savepoints)."""
+
+    def __init__(self, connection: psycopg.Connection[Any], role: str | None) -> None:
+        self._connection = connection
+        self._role = role
+        self._encoding = connection.info.encoding
+        self._types: dict[int, _PgType] = {}
+        self._prepared = False
+        if role is not None:
+            self._check_role(role)
+
+    def _check_role(self, role: str) -> None:
+        row = self._connection.execute(
+            "SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_catalog.pg_roles "
+            "WHERE rolname = %s",
+            [role],
+        ).fetchone()
+        if row is None or not row[0]:
+            raise DatabaseError(
+                f"the check acts as role {role!r}, but login {self._connection.info.user!r} "
+                "is neither a superuser nor a member of it (connect as a runtime login or "
+                "the database owner)"
+            )
+
+    def check_file(self, query_file: QueryFile) -> list[Problem]:
+        """The problems of one file's statements, checked in file order in one
+        transaction that is rolled back; each statement in a savepoint of its own."""
+        problems: list[Problem] = []
+        self._connection.execute("BEGIN")
+        try:
+            if self._role is not None:
+                self._connection.execute(
+                    sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self._role))
+                )
+            # Plan as for any parameter values (what PostgreSQL 16 calls GENERIC_PLAN).
+            self._connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            for statement in query_file.statements.values():
+                self._connection.execute("SAVEPOINT ims_repo_check")
+                found, keep = self._check(statement)
+                problems.extend(_problem(statement, message) for message in found)
+                if not keep:
+                    self._connection.execute("ROLLBACK TO SAVEPOINT ims_repo_check")
+                self._connection.execute("RELEASE SAVEPOINT ims_repo_check")
+                self._deallocate()
+        finally:
+            self._connection.execute("ROLLBACK")
+        return problems
+
+    def _check(self, statement: Statement) -> tuple[list[str], bool]:
+        """What is wrong with ``statement``, and whether to keep what it did: only a
+        statement creating a temporary table is run (in the transaction that is rolled
+        back), because the statements after it in the file read that table."""
+        text = statement.positional()
+        pgconn = self._connection.pgconn
+        name = _PREPARED.encode()
+        result = pgconn.prepare(name, text.encode(self._encoding))
+        if result.status != ExecStatus.COMMAND_OK:
+            return [self._server_error(result, text)], False
+        self._prepared = True
+        described = pgconn.describe_prepared(name)
+        if described.status != ExecStatus.COMMAND_OK:
+            return [self._server_error(described, text)], False
+        messages = self._compare(statement, described)
+        plan_problem = self._plan(described.nparams)
+        if plan_problem is not None:
+            return [*messages, plan_problem], False
+        if _creates_temporary_table(statement):
+            try:
+                self._connection.execute(text)
+            except psycopg.Error as error:
+                return [*messages, self._refused(error)], False
+            return messages, True
+        return messages, False
+
+    def _deallocate(self) -> None:
+        """Drop the prepared statement (it outlives savepoints and transactions)."""
+        if self._prepared:
+            self._connection.execute(f"DEALLOCATE {_PREPARED}")
+            self._prepared = False
+
+    def _compare(self, statement: Statement, described: PGresult) -> list[str]:
+        messages: list[str] = []
+        if described.nparams != len(statement.params):
+            messages.append(
+                f"the server counts {described.nparams} parameter(s), the statement names "
+                f"{len(statement.params)} ({', '.join(':' + p for p in statement.params)})"
+            )
+        columns = [self._column(described, index) for index in range(described.nfields)]
+        messages.extend(_kind_problems(statement.kind, columns))
+        if statement.record is not None:
+            messages.extend(_record_problems(statement.record, columns))
+        return messages
+
+    def _plan(self, nparams: int) -> str | None:
+        """Plan the prepared statement as the role (privileges are checked here)."""
+        arguments = f"({', '.join(['NULL'] * nparams)})" if nparams else ""
+        try:
+            self._connection.execute(f"EXPLAIN EXECUTE {_PREPARED}{arguments}")
+        except psycopg.Error as error:
+            return self._refused(error)
+        return None
+
+    def _refused(self, error: psycopg.Error) -> str:
+        who = f"as {self._role}: " if self._role else ""
+        return f"{who}{error.diag.message_primary or error}"
+
+    def _column(self, described: PGresult, index: int) -> _Column:
+        name = (described.fname(index) or b"").decode(self._encoding, "replace")
+        pg_type = self._type(described.ftype(index))
+        table, number = described.ftable(index), described.ftablecol(index)
+        if not table or not number:
+            return _Column(name, pg_type, None, None)
+        row = self._connection.execute(
+            "SELECT NOT a.attnotnull, format('%%s.%%s', a.attrelid::regclass, a.attname) "
+            "FROM pg_catalog.pg_attribute AS a "
+            "WHERE a.attrelid = %s AND a.attnum = %s",
+            [table, number],
+        ).fetchone()
+        if row is None:
+            return _Column(name, pg_type, None, None)
+        return _Column(name, pg_type, bool(row[0]), str(row[1]))
+
+    def _type(self, oid: int) -> _PgType:
+        known = self._types.get(oid)
+        if known is None:
+            known = self._types[oid] = self._lookup_type(oid)
+        return known
+
+    def _lookup_type(self, oid: int) -> _PgType:
+        row = self._connection.execute(
+            "SELECT t.typname, t.typtype, t.typbasetype, t.typelem, t.typcategory, "
+            "format_type(t.oid, NULL) "
+            "FROM pg_catalog.pg_type AS t WHERE t.oid = %s",
+            [oid],
+        ).fetchone()
+        if row is None:
+            return _PgType(f"oid {oid}", f"type oid {oid}")
+        typname, typtype, basetype, element, category, display = row
+        if typtype == "d":  # a domain checks like its base type
+            return dataclasses.replace(self._type(basetype), display=display)
+        if category == "A" and element:
+            inner = self._type(element)
+            return _PgType(inner.name, display, array=True, enum=inner.enum)
+        return _PgType(typname, display, enum=typtype == "e")
+
+    def _server_error(self, result: PGresult, text: str) -> str:
+        """The server's message, with the line of the statement's SQL it points at."""
+
+        def field(code: DiagnosticField) -> str:
+            value = result.error_field(code)
+            return value.decode(self._encoding, "replace") if value else ""
+
+        message = field(DiagnosticField.MESSAGE_PRIMARY) or "the server refused it"
+        position = field(DiagnosticField.STATEMENT_POSITION)
+        if position.isdigit():
+            # The first line of the text sent is the naming comment, so counting line
+            # breaks before the position gives the line within the statement's SQL.
+            line = text.count("\n", 0, max(int(position) - 1, 0))
+            message += f" (line {line} of its SQL)"
+        return message
+
+
+def _problem(statement: Statement, message: str) -> Problem:
+    return Problem(statement.location, statement.label, message)
+
+
+_TEMPORARY_TABLE = re.compile(
+    r"^CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?TEMP(?:ORARY)?\s+TABLE\b", re.IGNORECASE
+)
+
+
+def _creates_temporary_table(statement: Statement) -> bool:
+    code = "".join(t.text for t in statement.tokens if t.kind is not Kind.COMMENT)
+    return _TEMPORARY_TABLE.match(code.lstrip()) is not None
+
+
+def _kind_problems(kind: ResultKind, columns: list[_Column]) -> list[str]:
+    if kind is ResultKind.SCALAR and len(columns) != 1:
+        return [f":scalar statement returns {len(columns)} columns, not 1"]
+    if kind in (ResultKind.ONE, ResultKind.MANY) and not columns:
+        return [f":{kind.value} statement returns no columns"]
+    return []
+
+
+def _record_problems(record: type[BaseModel], columns: list[_Column]) -> list[str]:
+    """Column names, types and NULLs against the fields of ``record``."""
+    messages: list[str] = []
+    fields = {(info.alias or name): info for name, info in record.model_fields.items()}
+    by_name: dict[str, _Column] = {}
+    for column in columns:
+        if column.name in by_name:
+            messages.append(f"returns column {column.name!r} twice")
+        by_name[column.name] = column
+    for name in fields:
+        if name not in by_name:
+            messages.append(
+                f"{record.__name__} has field {name!r} that the statement does not return"
+            )
+    for name, column in by_name.items():
+        info = fields.get(name)
+        if info is None:
+            messages.append(f"returns column {name!r} that {record.__name__} has no field for")
+            continue
+        annotation = info.annotation
+        where = f"{record.__name__}.{name}"
+        if not _accepts(annotation, column.type):
+            messages.append(
+                f"column {name!r} is {column.type.display} but {where} is {_show(annotation)}"
+            )
+        elif column.nullable and not _allows_none(annotation):
+            messages.append(
+                f"{where} is {_show(annotation)} (not optional) but column "
+                f"{column.origin} allows NULL"
+            )
+    return messages
+
+
+def _accepts(annotation: Any, pg_type: _PgType) -> bool:
+    """Whether a value of ``pg_type``, as psycopg loads it, validates as ``annotation``."""
+    if annotation is Any or annotation is object:
+        return True
+    alias_value = getattr(annotation, "__value__", None)  # a ``type X = …`` alias
+    if alias_value is not None and not inspect.isclass(annotation):
+        return _accepts(alias_value, pg_type)
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _accepts(arguments[0], pg_type)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_accepts(arg, pg_type) for arg in arguments if arg is not type(None))
+    if pg_type.array:
+        if annotation in _SEQUENCES:
+            return True
+        element = dataclasses.replace(pg_type, array=False)
+        return origin in _SEQUENCES and (not arguments or _accepts(arguments[0], element))
+    if pg_type.name in _JSON_TYPES:
+        return (
+            annotation in _JSON_CONTAINERS
+            or origin in _JSON_CONTAINERS
+            or (inspect.isclass(annotation) and issubclass(annotation, BaseModel))
+        )
+    if origin is Literal:
+        return all(_accepts(type(value), pg_type) for value in arguments)
+    if inspect.isclass(annotation) and issubclass(annotation, enum.Enum):
+        return all(_accepts(type(member.value), pg_type) for member in annotation)
+    if pg_type.enum:
+        return annotation is str
+    return annotation in _ACCEPTED.get(pg_type.name, ())
+
+
+def _allows_none(annotation: Any) -> bool:
+    if annotation is Any or annotation is object or annotation is None:
+        return True
+    origin = typing.get_origin(annotation)
+    arguments = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _allows_none(arguments[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return any(arg is type(None) or _allows_none(arg) for arg in arguments)
+    return annotation is type(None)
+
+
+def _show(annotation: Any) -> str:
+    if inspect.isclass(annotation) and typing.get_origin(annotation) is None:
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")

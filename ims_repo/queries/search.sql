@@ -1,0 +1,10 @@
+-- Issue search through the database function ims.search_issues (migrations 0004,
+-- 0006): full text in web-search syntax, then title text for words glued to others.
+
+-- name: issues :many
+-- Ranked hits for :query, optionally in one product, at most :max_results, best first.
+-- The query is only ever a value: websearch_to_tsquery accepts any text.
+SELECT issue_pk, issue_id, title, product, status, rank
+FROM ims.search_issues(CAST(:query AS text), CAST(:product AS text),
+                       CAST(:max_results AS integer))
+ORDER BY rank DESC, issue_pk;

@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from ims_repo import loader
-from ims_repo.errors import InvalidInput, NotFound
+from ims_repo.errors import InvalidInput
 from ims_repo.filters import Column, FilterSet
 from ims_repo.records import Attachment, NewAttachment
 from ims_repo.records.types import validate_changes, validate_input
-from ims_repo.repositories.base import Repository, bind_find, changes_document
+from ims_repo.repositories.base import Repository, bind_find
 
 _SQL = loader.load("attachments")
 GET = _SQL.statement("get", "attachment_id", record=Attachment)
@@ -89,15 +89,9 @@ class AttachmentRepository(Repository):
         changes = validate_changes(NewAttachment, fields, allowed=UPDATABLE)
         if "downloaded_at" in changes and changes["downloaded_at"] is None:
             raise InvalidInput("NewAttachment: downloaded_at: cannot be cleared (NOT NULL)")
-        bound = UPDATE.bind({"attachment_id": attachment_id, "changes": changes_document(changes)})
-        updated = self._session.fetch_one(bound, Attachment)
-        if updated is None:
-            raise NotFound(
-                f"ims.attachments has no attachment_id={attachment_id}",
-                table="attachments",
-                key=str(attachment_id),
-            )
-        return updated
+        return self._update(
+            UPDATE, Attachment, "attachments", ("attachment_id", attachment_id), changes
+        )
 
     def delete(self, attachment_id: int) -> bool:
         """Remove an attachment record (not the stored file); False if there was none."""

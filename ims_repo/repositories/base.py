@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from ims_repo.errors import InvalidInput
+from ims_repo.errors import InvalidInput, NotFound
 from ims_repo.filters import FilterSet
 from ims_repo.loader import BoundStatement, Statement
 
@@ -23,6 +23,27 @@ class Repository:
 
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    def _update(
+        self,
+        statement: Statement,
+        record: type[R],
+        table: str,
+        key: tuple[str, Any],
+        changes: Mapping[str, Any],
+    ) -> R:
+        """Run an ``update`` statement (the key and a ``:changes`` JSON object) and
+        return the changed row; ``NotFound`` when no row the context can see has the key.
+        """
+        name, value = key
+        updated = self._session.fetch_one(
+            statement.bind({name: value, "changes": changes_document(changes)}), record
+        )
+        if updated is None:
+            raise NotFound(
+                f"ims.{table} has no visible {name}={value}", table=table, key=str(value)
+            )
+        return updated
 
 
 def bind_find(

@@ -10,11 +10,10 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from ims_repo import loader
-from ims_repo.errors import NotFound
 from ims_repo.filters import Column, FilterSet
 from ims_repo.records import IssueComment, NewIssueComment
 from ims_repo.records.types import validate_all, validate_changes, validate_input
-from ims_repo.repositories.base import Repository, bind_find, changes_document
+from ims_repo.repositories.base import Repository, bind_find
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -82,15 +81,9 @@ class CommentRepository(Repository):
         """Change the given fields (not ``issue_pk``); ``NotFound`` if there is no such
         comment."""
         changes = validate_changes(NewIssueComment, fields, allowed=UPDATABLE)
-        bound = UPDATE.bind({"comment_id": comment_id, "changes": changes_document(changes)})
-        updated = self._session.fetch_one(bound, IssueComment)
-        if updated is None:
-            raise NotFound(
-                f"ims.issue_comments has no comment_id={comment_id}",
-                table="issue_comments",
-                key=str(comment_id),
-            )
-        return updated
+        return self._update(
+            UPDATE, IssueComment, "issue_comments", ("comment_id", comment_id), changes
+        )
 
     def delete(self, comment_id: int) -> bool:
         """Remove a comment; False if there was none."""

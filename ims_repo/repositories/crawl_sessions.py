@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 from pydantic import TypeAdapter
 
 from ims_repo import loader
-from ims_repo.errors import InvalidInput, NotFound
+from ims_repo.errors import InvalidInput
 from ims_repo.filters import Column, FilterSet
 from ims_repo.records import CrawledIssue, CrawlSession, DurationStats, Issue, NewCrawlSession
 from ims_repo.records.types import (
@@ -22,7 +22,7 @@ from ims_repo.records.types import (
     validate_input,
     validate_value,
 )
-from ims_repo.repositories.base import Repository, bind_find, changes_document
+from ims_repo.repositories.base import Repository, bind_find
 
 _SQL = loader.load("crawl_sessions")
 GET = _SQL.statement("get", "session_id", record=CrawlSession)
@@ -112,15 +112,9 @@ class CrawlSessionRepository(Repository):
     def update(self, session_id: int, /, **fields: Any) -> CrawlSession:
         """Change the given fields; ``NotFound`` if the session is absent or hidden."""
         changes = validate_changes(NewCrawlSession, fields, allowed=UPDATABLE)
-        bound = UPDATE.bind({"session_id": session_id, "changes": changes_document(changes)})
-        updated = self._session.fetch_one(bound, CrawlSession)
-        if updated is None:
-            raise NotFound(
-                f"ims.crawl_sessions has no visible session_id={session_id}",
-                table="crawl_sessions",
-                key=str(session_id),
-            )
-        return updated
+        return self._update(
+            UPDATE, CrawlSession, "crawl_sessions", ("session_id", session_id), changes
+        )
 
     def delete(self, session_id: int) -> bool:
         """Remove a session with its links and errors; False if absent or hidden."""

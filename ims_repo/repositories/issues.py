@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, TypeAdapter
 
 from ims_repo import loader
-from ims_repo.errors import InvalidInput, NotFound
+from ims_repo.errors import InvalidInput
 from ims_repo.filters import Column, FilterSet
 from ims_repo.records import CrawlSession, Issue, IssueCrawl, IssueDetail, NewIssue, UpsertResult
 from ims_repo.records.types import Text, validate_changes, validate_input, validate_value
@@ -161,11 +161,7 @@ class IssueRepository(Repository):
         such issue. An edit, not a crawl: ``last_crawled_at``/``crawl_count`` stay."""
         key = validate_value(_KEY, issue_pk, "issue_pk")
         changes = validate_changes(NewIssue, fields, allowed=UPDATABLE)
-        bound = UPDATE.bind({"issue_pk": key, "changes": changes_document(changes)})
-        updated = self._session.fetch_one(bound, Issue)
-        if updated is None:
-            raise NotFound(f"ims.issues has no issue_pk={key}", table="issues", key=str(key))
-        return updated
+        return self._update(UPDATE, Issue, "issues", ("issue_pk", key), changes)
 
     def delete(self, issue_pk: int) -> bool:
         """Remove an issue with its comments, history and attachments; False if there

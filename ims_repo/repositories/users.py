@@ -9,11 +9,10 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from ims_repo import loader
-from ims_repo.errors import NotFound
 from ims_repo.filters import Column, FilterSet
 from ims_repo.records import CrawlSession, NewUser, User, UserStats, UserWithSessions
 from ims_repo.records.types import UserRole, validate_changes, validate_input
-from ims_repo.repositories.base import Repository, bind_find, changes_document
+from ims_repo.repositories.base import Repository, bind_find
 
 _SQL = loader.load("users")
 GET = _SQL.statement("get", "user_id", record=User)
@@ -95,11 +94,7 @@ class UserRepository(Repository):
     def update(self, user_id: int, /, **fields: Any) -> User:
         """Change the given fields (not the role); ``NotFound`` if there is no such user."""
         changes = validate_changes(NewUser, fields, allowed=UPDATABLE)
-        bound = UPDATE.bind({"user_id": user_id, "changes": changes_document(changes)})
-        updated = self._session.fetch_one(bound, User)
-        if updated is None:
-            raise NotFound(f"ims.users has no user_id={user_id}", table="users", key=str(user_id))
-        return updated
+        return self._update(UPDATE, User, "users", ("user_id", user_id), changes)
 
     def delete(self, user_id: int) -> bool:
         """Remove a user; False if there was none. ``ForeignKeyViolation`` while crawl

@@ -1,6 +1,8 @@
 # The two commands of the README: `make demo` and `make test`.
 # Both create .venv if it is missing, install the package with its dev extras (again only
-# when pyproject.toml changes) and make sure PostgreSQL is running.
+# when pyproject.toml changes) and make sure PostgreSQL is running. `make test` lints the
+# SQL before the tests: the query files with sqlfluff (.sqlfluff), the migrations with
+# squawk (.squawk.toml).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ims-repo-installed
 IMS_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/ims_demo
 
-.PHONY: demo test install
+.PHONY: demo test install bench
 
 demo: install
 	PYTHON=$(BIN)/python scripts/ensure-postgres "$(IMS_DATABASE_URL)"
@@ -19,7 +21,14 @@ test: install
 		|| echo "make: no PostgreSQL server; the tests will start a throwaway one if they can"
 	$(BIN)/ruff check ims_repo tests
 	$(BIN)/mypy
+	$(BIN)/sqlfluff lint ims_repo/queries docs/examples
+	$(BIN)/squawk migrations/*.sql
 	$(BIN)/pytest
+
+# The benchmark of SPEC §8 (needs the `bench` extra, SQLAlchemy): prints the three-way
+# table; e.g. `make bench BENCH_ARGS="--size 20000 --write-doc"`.
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 install: $(STAMP)
 

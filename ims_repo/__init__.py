@@ -7,14 +7,19 @@ context for every transaction.
 
 from ims_repo.database import Database, get_session
 from ims_repo.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
     Duplicate,
     ForeignKeyViolation,
     ImsRepoError,
     InvalidInput,
     NotFound,
     PermissionDenied,
+    PoolExhausted,
     QueryFileError,
+    StatementTimeout,
     TransactionAborted,
+    TransactionConflict,
     UnsafeLogin,
 )
 from ims_repo.loader import QueryFile
@@ -24,16 +29,21 @@ from ims_repo.session import Session
 
 __all__ = [
     "Database",
+    "DatabaseError",
+    "DatabaseUnavailable",
     "Duplicate",
     "ForeignKeyViolation",
     "ImsRepoError",
     "InvalidInput",
     "NotFound",
     "PermissionDenied",
+    "PoolExhausted",
     "QueryFile",
     "QueryFileError",
     "Session",
+    "StatementTimeout",
     "TransactionAborted",
+    "TransactionConflict",
     "UnsafeLogin",
     "get_session",
     *_records,

@@ -56,7 +56,10 @@ from psycopg.pq import DiagnosticField, ExecStatus
 from psycopg.pq.abc import PGresult
 from pydantic import BaseModel
 
-import ims_repo.session  # noqa: F401  (importing it loads every repository: records register)
+# Importing these loads every module that names statements, so each registers with
+# its record (the session imports every repository; the importer has imports.sql).
+import ims_repo.importer
+import ims_repo.session  # noqa: F401
 from ims_repo import loader
 from ims_repo.errors import DatabaseError
 from ims_repo.lexer import Kind

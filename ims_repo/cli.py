@@ -8,8 +8,10 @@ modules add theirs with ``@main.command()`` (and read the URL with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -155,13 +157,182 @@ def set_role(username: str, role: str) -> None:
 
 @main.command()
 @database_option
-def demo() -> None:
+@click.option(
+    "--private-server",
+    is_flag=True,
+    help="Run on a private PostgreSQL started from the local binaries (data in .ims-pg/), "
+    "as when no server is configured or the configured one does not answer.",
+)
+def demo(private_server: bool) -> None:
     """Migrate, load a small data set and walk through the layer, printing each step."""
     from ims_repo import demo as demo_module
     from ims_repo.errors import ImsRepoError
 
     try:
         with errors_as_click():
-            demo_module.run(database_url(), echo=click.echo)
+            demo_module.run(database_url(), echo=click.echo, private_server=private_server)
     except ImsRepoError as error:
         raise click.ClickException(str(error)) from error
+
+
+# --- for DBAs: the named statements ---------------------------------------------------
+
+
+@main.command()
+@database_option
+@click.argument("name", required=False)
+def queries(name: str | None) -> None:
+    """List every named statement, or print statement NAME as written.
+
+    NAME is file.name (users.get_by_username) or a name only one file has
+    (get_by_username). Needs no database.
+    """
+    from ims_repo import loader
+
+    files = loader.packaged_files()
+    if name is None:
+        rows = [
+            (statement.label, f":{statement.kind.value}", statement.location, statement.doc)
+            for query_file in files
+            for statement in query_file.statements.values()
+        ]
+        widths = [max(len(row[column]) for row in rows) for column in range(3)]
+        for label, kind, location, doc in rows:
+            click.echo(
+                f"{label:{widths[0]}}  {kind:{widths[1]}}  {location:{widths[2]}}  "
+                f"{_first_sentence(doc)}"
+            )
+        click.echo(f"{len(rows)} statements in {len(files)} files")
+        return
+    from ims_repo.explain import find_statement
+
+    with errors_as_click():
+        statement = find_statement(name, files)
+    path = loader.load(Path(statement.file).stem).path
+    click.echo(f"-- {_shown_path(path)}:{statement.line}")
+    click.echo(_as_written(path, statement.line))
+
+
+@main.command()
+@database_option
+@click.argument("name")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Use VALUE (text, cast by the server) for parameter :NAME; repeatable.",
+)
+@click.option("--null", "nulls", multiple=True, metavar="NAME", help="Pass NULL for :NAME.")
+@click.option(
+    "--user",
+    "user_id",
+    type=int,
+    default=None,
+    metavar="ID",
+    help="Plan in this user's RLS context (ims.set_current_user) [default: none].",
+)
+@click.option(
+    "--analyze",
+    is_flag=True,
+    help="EXPLAIN (ANALYZE, BUFFERS): run it, in a transaction that is rolled back.",
+)
+def explain(
+    name: str, params: tuple[str, ...], nulls: tuple[str, ...], user_id: int | None, analyze: bool
+) -> None:
+    """Show the plan of statement NAME, as the runtime role ims_app.
+
+    Parameters get sample values (an existing key where there is one, else a value of
+    the parameter's type) unless given; {filters} and {order_by} take their defaults.
+    Nothing persists: the transaction is always rolled back.
+    """
+    from ims_repo import explain as explaining
+    from ims_repo.errors import ImsRepoError
+
+    given: dict[str, str | None] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip(":"):
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        given[key.strip(":")] = value
+    given.update({key.strip(":"): None for key in nulls})
+    try:
+        with errors_as_click():
+            statement = explaining.find_statement(name)
+            result = explaining.explain(
+                database_url(), statement, params=given, user_id=user_id, analyze=analyze
+            )
+    except ImsRepoError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"-- {statement.label} ({statement.location}) :{statement.kind.value}")
+    click.echo(f"-- as role {result.role} (login {result.login}); context: {result.context}")
+    for line in explaining.describe_samples(result.samples):
+        click.echo(f"-- {line}")
+    if statement.slots:
+        from ims_repo.loader import SLOT_DEFAULTS
+
+        slots = ", ".join(f"{{{slot}}} = {SLOT_DEFAULTS[slot]}" for slot in statement.slots)
+        click.echo(f"-- {slots} (defaults)")
+    if result.analyzed:
+        click.echo("-- EXPLAIN (ANALYZE, BUFFERS): it ran, in a transaction rolled back after")
+    else:
+        click.echo("-- EXPLAIN: planned, not run")
+    for line in result.plan:
+        click.echo(line)
+
+
+@main.command()
+@database_option
+def check() -> None:
+    """Verify every named statement against the live schema, as the runtime role.
+
+    The same check the test suite runs: each statement is parsed, described and planned
+    (never run) and compared with the record it fills. Exits 1 on any problem.
+    """
+    from ims_repo import loader
+    from ims_repo.checks import RUNTIME_ROLE, check_statements
+    from ims_repo.errors import ImsRepoError
+
+    try:
+        with errors_as_click():
+            problems = check_statements(database_url())
+    except ImsRepoError as error:
+        raise click.ClickException(str(error)) from error
+    count = sum(len(query_file.statements) for query_file in loader.packaged_files())
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        raise click.ClickException(
+            f"{len(problems)} problem(s) in {count} statements (checked as role {RUNTIME_ROLE})"
+        )
+    click.echo(f"{count} statements OK (checked as role {RUNTIME_ROLE})")
+
+
+def _first_sentence(doc: str) -> str:
+    """The comment's first sentence (not cut at "e.g." or "i.e.")."""
+    match = re.match(r"(.+?(?<!\be\.g)(?<!\bi\.e)[.!?])(?:\s|$)", doc)
+    return match.group(1) if match else doc
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _as_written(path: Path, header_line: int) -> str:
+    """The file's text from the header at ``header_line`` to the next header."""
+    lines = path.read_text(encoding="utf-8").splitlines()[header_line - 1 :]
+    end = next(
+        (index for index, text in enumerate(lines[1:], 1) if re.match(r"--\s*name:", text)),
+        len(lines),
+    )
+    return "\n".join(lines[:end]).rstrip()
+
+
+# Registered last: the importer builds its command from the helpers above.
+from ims_repo.importer import import_command  # noqa: E402
+
+main.add_command(import_command)

@@ -11,17 +11,19 @@ from __future__ import annotations
 import os
 import re
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from time import monotonic
 from types import TracebackType
 from typing import Any, Self
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ims_repo.errors import InvalidInput, UnsafeLogin
-from ims_repo.session import Session
+from ims_repo.errors import DatabaseUnavailable, InvalidInput, PoolExhausted, UnsafeLogin
+from ims_repo.session import Session, timeout_ms
 
 URL_VARIABLE = "IMS_DATABASE_URL"
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -40,6 +42,23 @@ class Database:
     connection switches to at start (``options=-c role=…``), for a login that may do
     more than the runtime role; ``bypass_rls=True`` allows a login that bypasses RLS
     (maintenance jobs only).
+
+    ``statement_timeout`` (seconds) caps every statement of every session; it goes in
+    the connection options (``-c statement_timeout=…``), so no reset can lose it. A
+    statement that runs longer raises ``StatementTimeout`` and leaves the connection
+    usable after a rollback. ``timeout`` (seconds) bounds the wait for a free pooled
+    connection: past it, ``session()`` raises ``PoolExhausted`` instead of hanging.
+
+    A lost connection (server restart, network cut) fails the statement that meets it
+    with ``DatabaseUnavailable``, and the pool drops that connection. The caller's next
+    ``session()`` gets a working connection: every connection opened before the loss is
+    tested once (an empty query) at its next checkout and replaced if it is dead too,
+    waiting for the server while it restarts. Healthy checkouts pay no check.
+
+    ``prepare_threshold`` is psycopg's: a statement run that many times on a connection
+    is prepared on the server. ``None`` never prepares, which a transaction-pooling
+    pgbouncer older than 1.21 needs (each transaction may run on another server
+    connection, which lacks the prepared statement); see docs/SECURITY.md.
     """
 
     def __init__(
@@ -52,13 +71,31 @@ class Database:
         bypass_rls: bool = False,
         timeout: float = 30.0,
         name: str = "ims_repo",
+        statement_timeout: float | None = None,
+        prepare_threshold: int | None = 5,
     ) -> None:
         self._act_as = act_as
         self._bypass_rls = bypass_rls
+        # Connection losses seen so far, and for each live connection the count it was
+        # last known good at: a connection older than the last loss is tested once.
+        self._losses = 0
+        self._good_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = (
+            weakref.WeakKeyDictionary()
+        )
         self.conninfo = _conninfo(url if url is not None else os.environ.get(URL_VARIABLE, ""))
         if act_as is not None:
-            self.conninfo = _with_role(self.conninfo, act_as)
-        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+            if not _ROLE_NAME.match(act_as):
+                raise InvalidInput(f"act_as must be a plain role name, not {act_as!r}")
+            self.conninfo = _with_option(self.conninfo, f"-c role={act_as}")
+        if statement_timeout is not None:
+            milliseconds = timeout_ms(statement_timeout, "statement_timeout")
+            self.conninfo = _with_option(self.conninfo, f"-c statement_timeout={milliseconds}")
+        try:
+            connection = psycopg.connect(self.conninfo, autocommit=True)
+        except psycopg.OperationalError as error:
+            message = " ".join(str(error).split())
+            raise DatabaseUnavailable(f"cannot connect to the database: {message}") from error
+        with connection:
             self._check_login(connection)
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             self.conninfo,
@@ -66,8 +103,8 @@ class Database:
             max_size=max_size,
             timeout=timeout,
             name=name,
-            kwargs={"autocommit": True},
-            configure=self._check_login,
+            kwargs={"autocommit": True, "prepare_threshold": prepare_threshold},
+            configure=self._configure,
             open=True,
         )
 
@@ -77,23 +114,65 @@ class Database:
         return cls(None, **options)
 
     @contextmanager
-    def session(self, user_id: int | None = None) -> Iterator[Session]:
+    def session(
+        self, user_id: int | None = None, *, statement_timeout: float | None = None
+    ) -> Iterator[Session]:
         """A session on one pooled connection with the RLS context ``user_id``.
 
         Leaving the block commits; an exception rolls back and propagates.
+        ``statement_timeout`` (seconds) caps each statement of this session only: it is
+        set transaction-locally with the context, so it never reaches the next checkout.
         """
-        with self._pool.connection() as connection:
-            session = Session(connection, user_id)
+        connection = self._checkout()
+        try:
+            session = Session(connection, user_id, statement_timeout=statement_timeout)
             try:
                 yield session
             except BaseException:
                 session.close(failed=True)
                 raise
             session.close(failed=False)
+        finally:
+            if connection.broken:
+                # The server went away (restart, network cut), maybe for every connection:
+                # the pool drops this one, the others are tested at their next checkout.
+                self._losses += 1
+            self._pool.putconn(connection)
 
     def close(self) -> None:
         """Close every connection of the pool."""
         self._pool.close()
+
+    def _checkout(self) -> psycopg.Connection[Any]:
+        """A working connection from the pool; ``PoolExhausted`` after ``timeout`` s."""
+        deadline = monotonic() + self._pool.timeout
+        try:
+            while True:
+                connection = self._pool.getconn(max(deadline - monotonic(), 0.0))
+                losses = self._losses
+                if self._good_at.get(connection, -1) >= losses:
+                    return connection
+                try:  # opened before the last loss: make sure it survived it
+                    connection.execute("")
+                except psycopg.Error:
+                    self._pool.putconn(connection)  # broken: the pool replaces it
+                    continue
+                self._good_at[connection] = losses
+                return connection
+        except PoolTimeout as error:
+            stats = self._pool.get_stats()
+            in_use = stats.get("pool_size", 0) - stats.get("pool_available", 0)
+            why = (
+                f"all {self._pool.max_size} connections are in use"
+                if in_use >= self._pool.max_size
+                else f"{in_use} of {self._pool.max_size} connections are in use and no new "
+                "one could be opened (is the server up?)"
+            )
+            raise PoolExhausted(
+                f"no connection of pool {self._pool.name!r} became free within "
+                f"{self._pool.timeout:g} s: {why}. Return sessions sooner, raise "
+                "max_size, or pass a longer timeout."
+            ) from error
 
     def __enter__(self) -> Self:
         return self
@@ -105,6 +184,11 @@ class Database:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _configure(self, connection: psycopg.Connection[Any]) -> None:
+        """Set up a new pooled connection: refuse an unsafe login, mark it good."""
+        self._check_login(connection)
+        self._good_at[connection] = self._losses
 
     def _check_login(self, connection: psycopg.Connection[Any]) -> None:
         """Fail closed: refuse a connection whose role would see every row."""
@@ -129,11 +213,10 @@ def _conninfo(url: str) -> str:
         raise InvalidInput(f"not a valid database URL: {error}") from error
 
 
-def _with_role(conninfo: str, role: str) -> str:
-    if not _ROLE_NAME.match(role):
-        raise InvalidInput(f"act_as must be a plain role name, not {role!r}")
+def _with_option(conninfo: str, option: str) -> str:
+    """``conninfo`` with ``option`` (``-c name=value``) added to its server options."""
     options = conninfo_to_dict(conninfo).get("options") or ""
-    return make_conninfo(conninfo, options=f"{options} -c role={role}".strip())
+    return make_conninfo(conninfo, options=f"{options} {option}".strip())
 
 
 _default: Database | None = None

@@ -51,7 +51,8 @@ class PermissionDenied(ImsRepoError):
 
 
 class InvalidInput(ImsRepoError, ValueError):
-    """Input refused before any SQL ran, or a data error from the server (class 22)."""
+    """Input refused before any SQL ran, or a data error from the server (class 22), or
+    input beyond a server limit (class 54)."""
 
 
 class TransactionAborted(ImsRepoError):
@@ -70,6 +71,37 @@ class DatabaseError(ImsRepoError):
     """Any other server or connection error, with the statement that met it."""
 
 
+class DatabaseUnavailable(DatabaseError):
+    """The connection was lost or the server is shutting down or starting up (SQLSTATE
+    class 08, 57P01, 57P02, 57P03, or a connection that broke under the statement).
+
+    Nothing of the open transaction was committed (unless the connection broke during
+    the COMMIT itself, when the outcome is unknown). The pool discards the broken
+    connection; the caller retries its work in a new session, which gets a fresh one.
+    """
+
+
+class PoolExhausted(DatabaseUnavailable):
+    """No pooled connection became free within the pool's ``timeout``: every connection
+    is in use (or none could be opened); the message gives the wait and the pool size."""
+
+
+class StatementTimeout(DatabaseError):
+    """The server cancelled the statement (SQLSTATE 57014): it ran longer than
+    ``statement_timeout``, or someone cancelled it.
+
+    As with any failed statement the transaction is aborted: ``s.rollback()`` (or the
+    end of the block) makes the connection usable again.
+    """
+
+
+class TransactionConflict(DatabaseError):
+    """The transaction lost a deadlock or a serialization check (SQLSTATE 40P01, 40001).
+
+    Nothing of it was committed; running the whole transaction again is the fix.
+    """
+
+
 _TABLE_IN_MESSAGE = re.compile(r'(?:table|relation) "(?P<table>[^"]+)"')
 _KEY_IN_DETAIL = re.compile(r"Key \((?P<key>.*)\)(?: is not present| is still referenced| already)")
 
@@ -86,7 +118,10 @@ def map_error(error: psycopg.Error, statement: Statement | None = None) -> ImsRe
 
     kind: type[ImsRepoError]
     if isinstance(error, pg.UniqueViolation):
-        kind, text = Duplicate, f"{about} already has this key{detail}"
+        # With row-level security the server leaves the key out of the detail; the
+        # constraint's name (users_username_key) still says which key it was.
+        constraint = f" ({diag.constraint_name})" if diag.constraint_name else ""
+        kind, text = Duplicate, f"{about} already has this key{constraint}{detail}"
     elif isinstance(error, pg.ForeignKeyViolation):
         kind, text = ForeignKeyViolation, f"{primary}{detail}"  # names both tables
     elif isinstance(error, pg.InsufficientPrivilege):
@@ -97,9 +132,34 @@ def map_error(error: psycopg.Error, statement: Statement | None = None) -> ImsRe
     elif error.sqlstate is not None and error.sqlstate.startswith(("22", "23")):
         # Class 22 is bad data; the rest of class 23 are CHECK and NOT NULL refusals.
         kind, text = InvalidInput, f"{about}: {primary}{detail}"
+    elif error.sqlstate is not None and error.sqlstate.startswith("54"):
+        # Class 54: the input is beyond a server limit (a search text so long its query
+        # tree overflows the stack, an index entry or tsvector too large).
+        kind, text = InvalidInput, f"{about}: input exceeds a server limit: {primary}"
+    elif isinstance(error, pg.QueryCanceled):
+        kind, text = StatementTimeout, f"statement cancelled by the server: {primary}"
+    elif isinstance(error, pg.DeadlockDetected | pg.SerializationFailure):
+        kind = TransactionConflict
+        text = f"{primary}; nothing was committed, run the transaction again"
+    elif _is_connection_loss(error):
+        kind = DatabaseUnavailable
+        text = (
+            f"lost the connection to the server ({' '.join(primary.split())}); nothing of "
+            "the open transaction was committed, retry in a new session"
+        )
     else:
         kind, text = DatabaseError, primary
     return kind(text + where, table=table, key=key)
+
+
+def _is_connection_loss(error: psycopg.Error) -> bool:
+    """Whether the error means the connection is gone or the server is not serving:
+    class 08, admin/crash shutdown and "cannot connect now" (57P01, 57P02, 57P03), or a
+    client-side failure without SQLSTATE (the socket closed under the statement)."""
+    state = error.sqlstate
+    if state is None:
+        return isinstance(error, psycopg.OperationalError)
+    return state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def _search(pattern: re.Pattern[str], text: str | None, group: str) -> str | None:

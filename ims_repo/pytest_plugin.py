@@ -11,13 +11,16 @@ Installed with the package (``pytest11`` entry point), so every test suite that 
 ``ims_db``          function  ``Database(ims_app_url, min_size=1, max_size=4)``
 ``ims_session``     function  ``ims_session(user_id=2)`` is ``ims_db.session(user_id=2)``
 ``ims_empty_url``   function  superuser URL of a fresh, empty (unmigrated) database
+``ims_sample``      function  the sample data set in this test's database: its ids
+                              (:class:`ims_repo.sample_data.Sample`)
 ==================  ========  ===========================================================
 
 The server comes from ``--ims-dsn`` or ``IMS_TEST_DATABASE_URL`` (a superuser URL); else
 from libpq's ``PG*`` variables and defaults (127.0.0.1:5432 as the OS user or
 ``postgres``) when a superuser can log in there; else the plugin starts a throwaway
 server from the local PostgreSQL binaries (as root: as the ``postgres`` OS user) and
-stops it at the end of the session; else tests that need a database are skipped. The
+stops it at the end of the session (``ims_repo.local_server``, shared with
+``ims-repo demo``); else tests that need a database are skipped. The
 value ``throwaway`` asks for a throwaway server even when another one is running: its
 files live in ``/dev/shm`` when there is room, which makes each clone several times
 cheaper than on a disk-backed server.
@@ -25,6 +28,25 @@ cheaper than on a disk-backed server.
 Each test's database is ``CREATE DATABASE … TEMPLATE`` of the migrated template, so a
 test pays tens of milliseconds, not a migration run. Names carry the process id and a
 random token, so parallel sessions (pytest-xdist, several CI jobs) share a server safely.
+
+Seeded tests: a test that asks for ``ims_sample`` gets a database cloned from a second
+template that holds the sample data of ``ims-repo demo`` (loaded once per session,
+through the public API, the first time a test asks for it), so it costs one clone like
+any other test. The fixture's value holds the ids: on that fresh database ``yijae.shin``
+is user 2, ``SAMPLE-001`` is issue_pk 1, and the crawl sessions are 1 to 6::
+
+    def test_rls_hides_other_users_sessions(ims_sample, ims_session):
+        with ims_session(user_id=ims_sample.john) as s:
+            assert [c.session_id for c in s.crawl_sessions.find()] == [
+                ims_sample.sessions["john-1"], ims_sample.sessions["john-2"]
+            ]
+        with ims_session(user_id=ims_sample.yijae) as s:
+            assert s.issues.detail("SAMPLE-001").comments  # shared: seen by all
+
+``ims_sample.users`` (by username), ``.sessions`` (by key, e.g. ``"yijae-1"``),
+``.issues`` (by IMS id) and ``.admin``/``.yijae``/``.john``/``.minji`` are the handles;
+``ims_repo.sample_data`` documents the data set. The test's other fixtures (``ims_db``,
+``ims_admin_url`` …) point at the same seeded database.
 """
 
 from __future__ import annotations
@@ -33,28 +55,25 @@ import contextlib
 import getpass
 import itertools
 import os
-import pwd
 import secrets
-import shlex
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
 
 import psycopg
 import pytest
 from psycopg import sql
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from ims_repo import local_server
+from ims_repo.local_server import LocalServer
+from ims_repo.local_server import PgServer as PgServer  # re-exported: fixtures' type
+
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from ims_repo import Database, Session
+    from ims_repo.sample_data import Sample
 
 #: The runtime login the fixtures create in the template (a member of ``ims_app``).
 RUNTIME_LOGIN = "ims_test_app"
@@ -64,39 +83,14 @@ RUNTIME_PASSWORD = "ims_test_app"
 DSN_ENV = "IMS_TEST_DATABASE_URL"
 #: The ``--ims-dsn``/``IMS_TEST_DATABASE_URL`` value that asks for a throwaway server.
 THROWAWAY = "throwaway"
+# Looked up through this module's globals, so tests can monkeypatch them here; importable
+# from here under the names they had before they moved to local_server.py.
+_find_bindir = local_server.find_bindir
+_free_port = local_server.free_port
+_why_no_throwaway = local_server.why_unavailable
+
 #: Advisory-lock key (in the maintenance database) serialising role changes across sessions.
 _ROLE_LOCK = int.from_bytes(b"ims_test", "big")
-
-
-@dataclass(frozen=True)
-class PgServer:
-    """A PostgreSQL server and a superuser login on it, as the fixtures use it."""
-
-    host: str
-    port: int
-    user: str
-    dbname: str
-    """The maintenance database: test databases are created and dropped from here."""
-    password: str | None = None
-    throwaway: bool = False
-    """True when this plugin started the server for the current session."""
-
-    def url(
-        self, dbname: str | None = None, *, user: str | None = None, password: str | None = None
-    ) -> str:
-        """A libpq URL for *dbname* (default: the maintenance database) on this server.
-
-        Without *user* it logs in as the superuser; with *user*, with *password* (if any).
-        """
-        login, secret = (self.user, self.password) if user is None else (user, password)
-        auth = quote(login, safe="") + (f":{quote(secret, safe='')}" if secret else "")
-        path = quote(dbname or self.dbname, safe="")
-        if self.host.startswith("/"):  # a Unix-socket directory goes in the query string
-            return (
-                f"postgresql://{auth}@/{path}?{urlencode({'host': self.host, 'port': self.port})}"
-            )
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"postgresql://{auth}@{host}:{self.port}/{path}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -153,126 +147,6 @@ def _probe_default() -> PgServer | None:
     return None
 
 
-def _find_bindir() -> Path | None:
-    """The directory of ``initdb``/``pg_ctl``: on PATH, else Debian's newest ≥ 15."""
-    on_path = shutil.which("pg_ctl")
-    if on_path and shutil.which("initdb"):
-        return Path(on_path).parent
-    debian = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
-    for bindir in sorted(debian, key=lambda p: int(p.parent.name), reverse=True):
-        if int(bindir.parent.name) >= 15 and (bindir / "initdb").exists():
-            return bindir
-    return None
-
-
-def _scratch_parent() -> str | None:
-    """``/dev/shm`` when it is writable with room to spare, else None (the temp dir).
-
-    Data files in memory make ``CREATE DATABASE … TEMPLATE`` far cheaper: it creates and
-    opens hundreds of files, which costs 100+ ms on some disk-backed virtual machines.
-    """
-    shm = "/dev/shm"
-    try:
-        stats = os.statvfs(shm)
-    except OSError:
-        return None
-    roomy = stats.f_bavail * stats.f_frsize >= 2 * 1024**3
-    return shm if roomy and os.access(shm, os.W_OK | os.X_OK) else None
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class _ThrowawayServer:
-    """A private PostgreSQL instance in a temporary directory, for one test session.
-
-    ``pg_ctl`` refuses to run as root, so as root every command runs as the ``postgres``
-    OS user (``runuser``) on a data directory chowned to it.
-    """
-
-    def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.run_as = "postgres" if os.geteuid() == 0 else None
-        self.tmp = Path(tempfile.mkdtemp(prefix="ims-pg-", dir=_scratch_parent()))
-        self.data = self.tmp / "data"
-        self.started = False
-
-    def _run(self, program: str, *args: str) -> None:
-        cmd = [str(self.bindir / program), *args]
-        if self.run_as:
-            cmd = ["runuser", "-u", self.run_as, "--", *cmd]
-        done = subprocess.run(
-            cmd,
-            cwd=self.tmp,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode:
-            log = self.tmp / "server.log"
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(
-                f"ims_repo: {shlex.join(cmd)} failed ({done.returncode}):\n"
-                f"{done.stdout}{done.stderr}{tail}"
-            )
-
-    def start(self) -> PgServer:
-        """initdb, then start on a free port; returns the server's facts."""
-        if self.run_as:
-            owner = pwd.getpwnam(self.run_as)
-            os.chown(self.tmp, owner.pw_uid, owner.pw_gid)
-        initdb = ["-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
-        try:
-            self._run("initdb", *initdb, "--locale=C.UTF-8", "--no-sync", "--no-instructions")
-        except RuntimeError:  # no C.UTF-8 locale on this system
-            shutil.rmtree(self.data, ignore_errors=True)
-            self._run("initdb", *initdb, "--no-locale", "--no-sync", "--no-instructions")
-        for attempt in range(3):
-            port = _free_port()
-            options = (
-                f"-p {port} -k {shlex.quote(str(self.tmp))} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
-            )
-            try:
-                log = str(self.tmp / "server.log")
-                self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-o", options, "start")
-            except RuntimeError:  # most likely the port was taken meanwhile
-                if attempt == 2:
-                    raise
-                continue
-            self.started = True
-            return PgServer("127.0.0.1", port, "postgres", "postgres", throwaway=True)
-        raise AssertionError("unreachable")
-
-    def stop(self) -> None:
-        """Stop the server and delete its files."""
-        try:
-            if self.started:
-                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _why_no_throwaway(bindir: Path | None) -> str | None:
-    """Why this machine cannot start a throwaway server, or None if it can."""
-    if bindir is None:
-        return "no PostgreSQL binaries (initdb, pg_ctl) found"
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None:
-            return "running as root and runuser is missing"
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return "running as root and there is no 'postgres' OS user to run PostgreSQL as"
-    return None
-
-
 @pytest.fixture(scope="session")
 def ims_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
     """The PostgreSQL server for this session (see the module docstring for the order)."""
@@ -291,7 +165,7 @@ def ims_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
         if dsn:
             asked = "a throwaway server was asked for"
         pytest.skip(f"ims_repo: {asked} and {reason}; set ${DSN_ENV} or pass --ims-dsn")
-    server = _ThrowawayServer(bindir)
+    server = LocalServer(bindir)
     try:
         yield server.start()
     finally:
@@ -393,37 +267,96 @@ def ims_template(ims_server: PgServer, _ims_admin: _Admin) -> Iterator[str]:
         migrate(url)
         with _ims_admin.role_lock():
             grant_login(url, RUNTIME_LOGIN, RUNTIME_PASSWORD)
-        # Nobody may stay connected to a template, or CREATE DATABASE … TEMPLATE fails.
-        _ims_admin.execute(
-            sql.SQL(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}"
-            ).format(sql.Literal(name))
-        )
+        _disconnect_all(_ims_admin, name)
         yield name
     finally:
         janitor.drop()
 
 
-@pytest.fixture
-def _ims_clone(ims_template: str, _ims_admin: _Admin) -> Iterator[str]:
-    name = _ims_admin.new_name("test")
+def _disconnect_all(admin: _Admin, name: str) -> None:
+    """End every connection to *name*: CREATE DATABASE … TEMPLATE needs none left."""
+    admin.execute(
+        sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}").format(
+            sql.Literal(name)
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def _ims_sample_template(
+    ims_server: PgServer, ims_template: str, _ims_admin: _Admin
+) -> Iterator[tuple[str, Sample]]:
+    """A clone of the template with the sample data loaded once; its name and handles.
+
+    Built on first use only, so sessions without ``ims_sample`` never pay for it.
+    """
+    from ims_repo import Database
+    from ims_repo.sample_data import load
+
+    name = f"ims_sample_{_ims_admin.prefix}"
     _ims_admin.create(name, ims_template)
     try:
-        yield name
+        app_url = ims_server.url(name, user=RUNTIME_LOGIN, password=RUNTIME_PASSWORD)
+        with Database(app_url, min_size=1, max_size=1) as db:
+            sample = load(db, owner_url=ims_server.url(name))
+        _disconnect_all(_ims_admin, name)
+        yield name, sample
+    finally:
+        _ims_admin.drop(name)
+
+
+@dataclass(frozen=True)
+class _Clone:
+    """This test's database: its name, and the sample handles when it was cloned seeded."""
+
+    name: str
+    sample: Sample | None
+
+
+@pytest.fixture
+def _ims_clone(
+    request: pytest.FixtureRequest, ims_template: str, _ims_admin: _Admin
+) -> Iterator[_Clone]:
+    # A test that asks for ims_sample (directly or through a fixture of its own) gets a
+    # clone of the seeded template: seeded tests then cost one clone, like any other.
+    template, sample = ims_template, None
+    if "ims_sample" in request.fixturenames:
+        template, sample = request.getfixturevalue("_ims_sample_template")
+    name = _ims_admin.new_name("test")
+    _ims_admin.create(name, template)
+    try:
+        yield _Clone(name, sample)
     finally:
         _ims_admin.drop(name)
 
 
 @pytest.fixture
-def ims_admin_url(ims_server: PgServer, _ims_clone: str) -> str:
+def ims_admin_url(ims_server: PgServer, _ims_clone: _Clone) -> str:
     """Superuser URL of this test's own migrated database (dropped after the test)."""
-    return ims_server.url(_ims_clone)
+    return ims_server.url(_ims_clone.name)
 
 
 @pytest.fixture
-def ims_app_url(ims_server: PgServer, _ims_clone: str) -> str:
+def ims_app_url(ims_server: PgServer, _ims_clone: _Clone) -> str:
     """URL of this test's database as the runtime login ``ims_test_app`` (subject to RLS)."""
-    return ims_server.url(_ims_clone, user=RUNTIME_LOGIN, password=RUNTIME_PASSWORD)
+    return ims_server.url(_ims_clone.name, user=RUNTIME_LOGIN, password=RUNTIME_PASSWORD)
+
+
+@pytest.fixture
+def ims_sample(request: pytest.FixtureRequest, _ims_clone: _Clone) -> Sample:
+    """The sample data set (``ims_repo.sample_data``) in this test's database; its ids.
+
+    The database is a clone of a template seeded once per session, so this costs what
+    any test's database costs. (Requested only at run time, with
+    ``request.getfixturevalue``, after the database was made, it loads the data into it
+    instead: the same data and ids, at the price of a load.)
+    """
+    if _ims_clone.sample is not None:
+        return _ims_clone.sample
+    from ims_repo.sample_data import load
+
+    db: Database = request.getfixturevalue("ims_db")
+    return load(db, owner_url=request.getfixturevalue("ims_admin_url"))
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@ the session opens each transaction itself by sending, in one pipelined round tri
 statement. Commit, rollback, an exception or a lost connection all end the transaction,
 and with it the setting, so the next checkout of the connection starts with none. The
 context is set at the start of *every* transaction, also to "none", so even a
-session-level setting left by raw SQL is never seen by a later checkout.
+session-level setting left by raw SQL is never seen by a later checkout. A per-session
+``statement_timeout`` travels the same way (transaction-local, in the same pipeline).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -23,7 +25,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, TypeAdapter
 
 from ims_repo import loader
-from ims_repo.errors import InvalidInput, TransactionAborted, map_error
+from ims_repo.errors import DatabaseUnavailable, InvalidInput, TransactionAborted, map_error
 from ims_repo.loader import BoundStatement
 from ims_repo.repositories.analytics import AnalyticsRepository
 from ims_repo.repositories.attachments import AttachmentRepository
@@ -40,7 +42,10 @@ from ims_repo.repositories.users import UserRepository
 
 R = TypeVar("R", bound=BaseModel)
 
-_SET_CONTEXT = loader.load("context").statement("set_current_user", "user_id")
+_CONTEXT = loader.load("context")
+_SET_CONTEXT = _CONTEXT.statement("set_current_user", "user_id")
+# Sent in the same pipeline as BEGIN and the context, like them transaction-local.
+_SET_STATEMENT_TIMEOUT = _CONTEXT.statement("set_statement_timeout", "timeout")
 
 
 class Session:
@@ -52,9 +57,20 @@ class Session:
     without aborting the transaction.
     """
 
-    def __init__(self, connection: psycopg.Connection[Any], user_id: int | None) -> None:
+    def __init__(
+        self,
+        connection: psycopg.Connection[Any],
+        user_id: int | None,
+        *,
+        statement_timeout: float | None = None,
+    ) -> None:
         self._connection = connection
         self._user_id = _check_user_id(user_id)
+        self._statement_timeout = (
+            None
+            if statement_timeout is None
+            else str(timeout_ms(statement_timeout, "statement_timeout"))
+        )
         self.statements_sent = 0
         """Statements sent for the caller (not counting BEGIN, context and COMMIT)."""
 
@@ -154,6 +170,15 @@ class Session:
 
     def close(self, *, failed: bool) -> None:
         """End the block: commit, or roll back when it failed or the connection is lost."""
+        if self._connection.broken:
+            # The server ended the transaction with the connection. A failed block
+            # propagates its own error; one that swallowed the loss must not look committed.
+            if not failed:
+                raise DatabaseUnavailable(
+                    "the connection was lost during the block; its work since the last "
+                    "commit was not committed"
+                )
+            return
         status = self._connection.info.transaction_status
         if status == TransactionStatus.IDLE:
             return
@@ -161,7 +186,11 @@ class Session:
             self._end("COMMIT")
             return
         if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-            self._connection.execute("ROLLBACK")
+            try:
+                self._connection.execute("ROLLBACK")
+            except psycopg.Error as error:
+                if not (failed and self._connection.broken):
+                    raise map_error(error) from error
         if status == TransactionStatus.INERROR and not failed:
             raise TransactionAborted(
                 "the block ended after a failed statement without rolling back; "
@@ -243,14 +272,20 @@ class Session:
 
     def _begin_if_idle(self) -> None:
         if not self.in_transaction:
-            with self._connection.pipeline():
-                self._begin()
+            try:
+                with self._connection.pipeline():
+                    self._begin()
+            except psycopg.Error as error:
+                raise map_error(error) from error
 
     def _begin(self) -> None:
         """Queue BEGIN and the context; the caller's pipeline sends them together."""
         context = _SET_CONTEXT.bind({"user_id": self._user_id})
         self._connection.execute("BEGIN")
         self._connection.execute(context.text, context.params)
+        if self._statement_timeout is not None:
+            timeout = _SET_STATEMENT_TIMEOUT.bind({"timeout": self._statement_timeout})
+            self._connection.execute(timeout.text, timeout.params)
 
     def _end(self, command: str) -> None:
         if not self.in_transaction:
@@ -258,28 +293,62 @@ class Session:
         try:
             self._connection.execute(command)
         except psycopg.Error as error:
-            raise map_error(error) from error
+            mapped = map_error(error)
+            if command == "COMMIT" and isinstance(mapped, DatabaseUnavailable):
+                mapped = DatabaseUnavailable(
+                    "lost the connection at COMMIT: the transaction may or may not have "
+                    "been committed (it was not if an earlier statement already met the loss)"
+                )
+            raise mapped from error
 
 
 def _refuse_nul(params: Mapping[str, Any] | None) -> None:
-    """Refuse text PostgreSQL cannot store (U+0000) before it is sent, for every
-    statement: records check their own fields, this covers keys and raw parameters."""
+    """Refuse text PostgreSQL cannot store before it is sent, for every statement: U+0000,
+    and lone surrogates (not Unicode text, so not UTF-8). Records check their own fields;
+    this covers keys, filters, JSON documents and raw parameters."""
     for name, value in (params or {}).items():
-        if _has_nul(value.obj if isinstance(value, Jsonb) else value):
+        problem = _unstorable(value.obj if isinstance(value, Jsonb) else value)
+        if problem:
             raise InvalidInput(
-                f"parameter {name!r} contains a NUL character (U+0000), "
-                "which PostgreSQL cannot store"
+                f"parameter {name!r} contains {problem}, which PostgreSQL cannot store"
             )
 
 
-def _has_nul(value: Any) -> bool:
+def _unstorable(value: Any) -> str | None:
+    """What in ``value`` (text, or lists and dicts of it) PostgreSQL cannot store."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return "a NUL character (U+0000)"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a lone surrogate (not valid Unicode text)"
+        return None
     if isinstance(value, list | tuple):
-        return any(_has_nul(item) for item in value)
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    return False
+        items: Iterable[Any] = value
+    elif isinstance(value, dict):
+        items = (part for pair in value.items() for part in pair)
+    else:
+        return None
+    for item in items:
+        problem = _unstorable(item)
+        if problem:
+            return problem
+    return None
+
+
+def timeout_ms(seconds: float, name: str) -> int:
+    """A timeout in seconds as PostgreSQL's whole milliseconds (at least 1, since 0 would
+    mean "no timeout"); ``InvalidInput`` unless it is a positive, finite number."""
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds <= 0
+    ):
+        raise InvalidInput(f"{name} must be a positive number of seconds, not {seconds!r}")
+    return max(1, round(seconds * 1000))
 
 
 def _check_user_id(user_id: int | None) -> int | None:

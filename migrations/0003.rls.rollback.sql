@@ -23,16 +23,21 @@ REVOKE SELECT, INSERT, DELETE
     FROM ims_app;
 
 
+REVOKE SELECT, INSERT, DELETE
+    ON TABLE
+        ims.issue_history,
+        ims.search_queries,
+        ims.session_errors
+    FROM ims_app;
+
+
 REVOKE SELECT, INSERT, UPDATE, DELETE
     ON TABLE
         ims.crawl_sessions,
         ims.issues,
         ims.session_issues,
         ims.issue_comments,
-        ims.issue_history,
         ims.attachments,
-        ims.search_queries,
-        ims.session_errors,
         ims.analytics_daily,
         ims.analytics_monthly
     FROM ims_app;

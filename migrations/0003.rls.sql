@@ -476,12 +476,19 @@ GRANT SELECT, INSERT, UPDATE, DELETE
         ims.issues,
         ims.session_issues,
         ims.issue_comments,
-        ims.issue_history,
         ims.attachments,
-        ims.search_queries,
-        ims.session_errors,
         ims.analytics_daily,
         ims.analytics_monthly
+    TO ims_app;
+
+
+-- Logs of what happened (field history, searches, crawl errors) are written
+-- and removed, never edited: no UPDATE.
+GRANT SELECT, INSERT, DELETE
+    ON TABLE
+        ims.issue_history,
+        ims.search_queries,
+        ims.session_errors
     TO ims_app;
 
 

@@ -7,4 +7,4 @@
 SELECT issue_pk, issue_id, title, product, status, rank
 FROM ims.search_issues(CAST(:query AS text), CAST(:product AS text),
                        CAST(:max_results AS integer))
-ORDER BY rank DESC, issue_pk;
+ORDER BY rank DESC, issue_pk ASC;

@@ -16,7 +16,11 @@ ISSUES = _SQL.statement("issues", "query", "product", "max_results", record=Sear
 
 MAX_LIMIT = 1000
 
-_QUERY = TypeAdapter(Text)
+MAX_QUERY_LENGTH = 10_000
+"""Longest search text accepted: a search box gets words, and a megabyte of them would
+exhaust the server's stack while parsing the query (then refused only after SQL)."""
+
+_QUERY = TypeAdapter(Annotated[Text, Field(max_length=MAX_QUERY_LENGTH)])
 _PRODUCT = TypeAdapter(Text | None)
 _LIMIT = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_LIMIT)])
 

@@ -47,6 +47,8 @@ class ResultKind(Enum):
 SLOT_DEFAULTS: Mapping[str, str] = {"filters": "TRUE", "order_by": "1"}
 
 _HEADER = re.compile(r"^--\s*name:")
+_WORD = re.compile(r"[A-Za-z_]+")
+_WRITING_WORDS = {"INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FOR", "INTO", "CALL", "DO"}
 _POSITIONAL = re.compile(r"(?<![A-Za-z0-9_])\$\d")
 _VALID_HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s+:(?P<kind>[a-z]+)\s*$")
 
@@ -88,6 +90,25 @@ class Statement:
     def tokens(self) -> tuple[Token, ...]:
         """The body's tokens (final ``;`` dropped), for tools that inspect the SQL."""
         return self._tokens
+
+    @cached_property
+    def read_only(self) -> bool:
+        """True for a plain ``SELECT`` returning rows (``:one``/``:many``/``:scalar``)
+        that names no writing command: a session may run it, with its context, in a
+        transaction of its own that ends with the result (one round trip, no COMMIT).
+
+        Deliberately narrow: ``WITH`` (which may hide a writing CTE), ``FOR UPDATE``
+        and every ``:none``/``:rowcount`` statement count as writes.
+        """
+        if self.kind not in (ResultKind.ONE, ResultKind.MANY, ResultKind.SCALAR):
+            return False
+        words = [
+            word.upper()
+            for token in self._tokens
+            if token.kind is Kind.TEXT
+            for word in _WORD.findall(token.text)
+        ]
+        return bool(words) and words[0] == "SELECT" and not _WRITING_WORDS & set(words)
 
     @cached_property
     def query(self) -> str:

@@ -4,7 +4,14 @@ How the context is kept from leaking (SPEC §3): connections are in autocommit m
 the session opens each transaction itself by sending, in one pipelined round trip,
 ``BEGIN``, ``SELECT ims.set_current_user(…)`` (a transaction-local setting) and the first
 statement. Commit, rollback, an exception or a lost connection all end the transaction,
-and with it the setting, so the next checkout of the connection starts with none. The
+and with it the setting, so the next checkout of the connection starts with none.
+
+A read-only named statement (``Statement.read_only``) met outside a transaction skips
+``BEGIN``: the context and the statement go in one pipeline, whose single Sync makes them
+one implicit transaction that ends with the result. A checkout that only reads thus
+costs one round trip per statement and no ``COMMIT``; under READ COMMITTED each statement
+sees a fresh snapshot either way. Writes, raw SQL and everything after them run in the
+explicit transaction as above. The
 context is set at the start of *every* transaction, also to "none", so even a
 session-level setting left by raw SQL is never seen by a later checkout. A per-session
 ``statement_timeout`` travels the same way (transaction-local, in the same pipeline).
@@ -262,9 +269,16 @@ class Session:
         try:
             if self.in_transaction:
                 cursor.execute(sql, params)
+            elif statement is not None and statement.read_only:
+                # One round trip: in a pipeline the statements before its Sync form one
+                # implicit transaction, which ends (and drops the context) with it.
+                with self._connection.pipeline():
+                    self._set_context()
+                    cursor.execute(sql, params)
             else:
                 with self._connection.pipeline():
-                    self._begin()
+                    self._connection.execute("BEGIN")
+                    self._set_context()
                     cursor.execute(sql, params)
         except psycopg.Error as error:
             raise map_error(error, statement) from error
@@ -274,14 +288,15 @@ class Session:
         if not self.in_transaction:
             try:
                 with self._connection.pipeline():
-                    self._begin()
+                    self._connection.execute("BEGIN")
+                    self._set_context()
             except psycopg.Error as error:
                 raise map_error(error) from error
 
-    def _begin(self) -> None:
-        """Queue BEGIN and the context; the caller's pipeline sends them together."""
+    def _set_context(self) -> None:
+        """Queue the transaction-local context (and timeout); the caller's pipeline
+        sends them with what follows."""
         context = _SET_CONTEXT.bind({"user_id": self._user_id})
-        self._connection.execute("BEGIN")
         self._connection.execute(context.text, context.params)
         if self._statement_timeout is not None:
             timeout = _SET_STATEMENT_TIMEOUT.bind({"timeout": self._statement_timeout})

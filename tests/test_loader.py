@@ -141,3 +141,20 @@ def test_every_packaged_file_loads_and_every_statement_is_documented() -> None:
     for file in files:
         for statement in file.statements.values():
             assert statement.doc, statement.location
+
+
+@pytest.mark.parametrize(
+    "header, sql, read_only",
+    [
+        (":one", "SELECT a FROM t WHERE b = :b", True),
+        (":many", "SELECT updated_at, deleted FROM t", True),  # names that contain words
+        (":scalar", "SELECT count(*) FROM t", True),
+        (":none", "SELECT ims.refresh_analytics(:day)", False),  # run for its effect
+        (":one", "INSERT INTO t (a) VALUES (:a) RETURNING a", False),
+        (":one", "WITH x AS (DELETE FROM t RETURNING a) SELECT a FROM x", False),
+        (":many", "SELECT a FROM t FOR UPDATE", False),
+        (":rowcount", "DELETE FROM t", False),
+    ],
+)
+def test_read_only_statements_are_plain_selects(header: str, sql: str, read_only: bool) -> None:
+    assert one(sql, f"-- name: q {header}\n-- Does q.\n").read_only is read_only

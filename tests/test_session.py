@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from ims_repo import Database, Duplicate, NewUser, QueryFile, TransactionAborted, UnsafeLogin
+from ims_repo import (
+    Database,
+    Duplicate,
+    InvalidInput,
+    NewUser,
+    QueryFile,
+    TransactionAborted,
+    UnsafeLogin,
+)
 from tests.seed import crawl, people
 
 CONTEXT = "SELECT current_setting('ims.current_user_id', true) AS ctx"
@@ -176,3 +184,36 @@ def test_a_superuser_login_is_refused_unless_acting_as_the_runtime_role(ims_admi
         assert s.crawl_sessions.find() == []  # RLS applies: no context, no rows
     with Database(ims_admin_url, bypass_rls=True) as db, db.session() as s:
         assert s.execute("SELECT count(*) AS n FROM ims.users") == [{"n": 0}]
+
+
+def test_a_read_outside_a_transaction_ends_with_its_result(
+    ims_db: Database, ims_admin_url: str
+) -> None:
+    """Reads skip BEGIN/COMMIT (one round trip) yet see exactly the context's rows; a
+    write then opens the explicit transaction that the block commits or rolls back."""
+    p = people(ims_db, ims_admin_url)
+    crawl(ims_db, p.alice, 2)
+    crawl(ims_db, p.bob, 1)
+    with ims_db.session(user_id=p.alice) as s:
+        assert {c.user_id for c in s.crawl_sessions.find()} == {p.alice}
+        assert len(s.crawl_sessions.list_for_user(p.bob)) == 0
+        assert not s.in_transaction  # nothing to commit: the read's transaction is over
+        s.users.update(p.alice, department="QA")
+        assert s.in_transaction
+        assert len(s.crawl_sessions.find()) == 2  # reads inside it see its writes' context
+    with pytest.raises(RuntimeError), ims_db.session(user_id=p.alice) as s:
+        assert len(s.crawl_sessions.find()) == 2
+        s.users.update(p.alice, department="R&D")
+        raise RuntimeError("rolled back")
+    with ims_db.session() as s:
+        assert s.users.get(p.alice).department == "QA"  # type: ignore[union-attr]
+        assert s.crawl_sessions.find() == []  # no context: still nothing, also on reads
+
+
+def test_a_failed_read_outside_a_transaction_leaves_the_session_usable(ims_db: Database) -> None:
+    with ims_db.session() as s:
+        s.users.create(NewUser(username="kept", email="kept@example.com"))
+    with ims_db.session() as s:
+        with pytest.raises(InvalidInput):
+            s.users.get("abc")  # type: ignore[arg-type]  # not a bigint: refused by the server
+        assert s.users.get_by_username("kept") is not None

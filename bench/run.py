@@ -273,11 +273,11 @@ def notes(outcomes: Sequence[Outcome]) -> str:
             lines.append(f"- {workload.name} rates (items per second): {rates}")
     for name in ("search_en", "search_ko"):
         if name in by_name:
-            runs = by_name[name].runs
+            by_impl = by_name[name].runs
             lines.append(
                 f"- {name}: p50 per query "
-                + ", ".join(f"{impl} {_fmt(runs[impl].p50)}" for impl in IMPLEMENTATIONS)
-                + f"; max ims_repo {_fmt(max(runs['ims_repo'].latencies))}"
+                + ", ".join(f"{impl} {_fmt(by_impl[impl].p50)}" for impl in IMPLEMENTATIONS)
+                + f"; max ims_repo {_fmt(max(by_impl['ims_repo'].latencies))}"
             )
     if "page_shallow" in by_name and "page_deep" in by_name:
         shallow, deep = by_name["page_shallow"], by_name["page_deep"]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from pydantic import TypeAdapter
+
 from ims_repo import loader
 from ims_repo.errors import InvalidInput
 from ims_repo.records import AnalyticsDaily, AnalyticsMonthly
+from ims_repo.records.types import validate_value
 from ims_repo.repositories.base import Repository
+
+_USER_ID = TypeAdapter(int)
 
 _SQL = loader.load("analytics")
 REFRESH = _SQL.statement("refresh", "day")
@@ -32,7 +37,7 @@ class AnalyticsRepository(Repository):
         by day; empty for a user the context cannot see."""
         bound = DAILY.bind(
             {
-                "user_id": _user_id(user_id),
+                "user_id": validate_value(_USER_ID, user_id, "user_id"),
                 "date_from": _day(date_from, "date_from"),
                 "date_to": _day(date_to, "date_to"),
             }
@@ -44,7 +49,7 @@ class AnalyticsRepository(Repository):
         (any day stands for its month; both included), by month."""
         bound = MONTHLY.bind(
             {
-                "user_id": _user_id(user_id),
+                "user_id": validate_value(_USER_ID, user_id, "user_id"),
                 "month_from": _day(month_from, "month_from"),
                 "month_to": _day(month_to, "month_to"),
             }
@@ -56,10 +61,4 @@ def _day(value: object, name: str) -> date:
     # A datetime is a date too, but its time (and time zone) would be silently dropped.
     if not isinstance(value, date) or isinstance(value, datetime):
         raise InvalidInput(f"{name} must be a datetime.date, not {type(value).__name__}")
-    return value
-
-
-def _user_id(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"user_id must be an int, not {type(value).__name__}")
     return value

@@ -90,11 +90,23 @@ def _record(model: type[M], columns: Sequence[str], row: tuple[Any, ...] | None)
 
 # --- statements (what ims_repo's named statements do, written by hand) --------------------
 
-GET_ISSUE = f"SELECT {_ISSUE_LIST} FROM ims.issues WHERE issue_pk = %s"
+# Issues are read through the view ims.issues_with_crawls (migration 0007), as ims_repo
+# reads them: the issue row with its current crawl bookkeeping.
+GET_ISSUE = f"SELECT {_ISSUE_LIST} FROM ims.issues_with_crawls WHERE issue_pk = %s"
 GET_SESSION = f"SELECT {_SESSION_LIST} FROM ims.crawl_sessions WHERE session_id = %s"
 FIND_ISSUES = (
-    f"SELECT {_ISSUE_LIST} FROM ims.issues WHERE product = %s AND status = ANY(%s) "
-    "ORDER BY issue_updated_at DESC, issue_pk LIMIT %s OFFSET %s"
+    f"SELECT {_ISSUE_LIST} FROM ims.issues_with_crawls"
+    " WHERE product = %s AND status = ANY(%s)"
+    " ORDER BY issue_updated_at DESC, issue_pk LIMIT %s OFFSET %s"
+)
+# The next page after (issue_updated_at, issue_pk), written by hand in the shape ims_repo
+# emits: the range on the first key is where the index scan starts. Assumes a non-NULL
+# issue_updated_at (the bench data has no NULL; ims_repo handles NULLs).
+FIND_ISSUES_AFTER = (
+    f"SELECT {_ISSUE_LIST} FROM ims.issues_with_crawls"
+    " WHERE product = %s AND status = ANY(%s) "
+    "AND issue_updated_at <= %s AND (issue_updated_at <> %s OR issue_pk > %s) "
+    "ORDER BY issue_updated_at DESC, issue_pk LIMIT %s"
 )
 FIND_DETAILED = f"""
 SELECT {", ".join("i." + c for c in ISSUE_COLUMNS)},
@@ -110,7 +122,7 @@ SELECT {", ".join("i." + c for c in ISSUE_COLUMNS)},
         FROM (SELECT attachment_id, issue_pk, session_id, filename, file_type, file_size,
                      storage_path, checksum_sha256, downloaded_at
               FROM ims.attachments WHERE issue_pk = i.issue_pk) AS a) AS attachments
-FROM ims.issues AS i
+FROM ims.issues_with_crawls AS i
 WHERE i.product = %s
 ORDER BY i.issue_pk
 LIMIT %s
@@ -231,9 +243,22 @@ class Raw:
         return _record(CrawlSession, SESSION_COLUMNS, rows[0] if rows else None)
 
     def find_issues(
-        self, user_id: int, product: str, statuses: list[str], limit: int, offset: int
+        self,
+        user_id: int,
+        product: str,
+        statuses: list[str],
+        limit: int,
+        offset: int,
+        after: tuple[Any, int] | None = None,
     ) -> list[Issue]:
-        rows = self.read(user_id, FIND_ISSUES, (product, statuses, limit, offset))
+        """A page by ``offset``, or (``after``: the last row's issue_updated_at and
+        issue_pk) the keyset page after that row."""
+        if after is None:
+            rows = self.read(user_id, FIND_ISSUES, (product, statuses, limit, offset))
+        else:
+            updated, pk = after
+            params = (product, statuses, updated, updated, pk, limit)
+            rows = self.read(user_id, FIND_ISSUES_AFTER, params)
         return _records(Issue, ISSUE_COLUMNS, rows)
 
     def find_detailed(self, user_id: int, product: str, limit: int) -> list[IssueDetail]:

@@ -170,6 +170,9 @@ def run_workload(workload: Workload, repeat: int, *, say: Any = print) -> Outcom
             if rep == 0 or workload.write:
                 canon[impl] = workload.canon(impl, results)
                 states[impl] = state
+            # Drop them now: kept alive, the next implementation's run would pay the
+            # garbage collector's passes over them.
+            del results
         if canon:
             for impl in ("floor", "orm", *(refs if rep == 0 else [])):
                 compare(workload, impl, canon[impl], "ims_repo", canon["ims_repo"])

@@ -38,6 +38,7 @@ from ims_repo import (
     SearchHit,
     UpsertResult,
 )
+from ims_repo.repositories.issue_staging import item_digest
 
 IMPLEMENTATIONS = ("floor", "ims_repo", "orm")
 PAGE = 50
@@ -196,22 +197,39 @@ class Bench:
     # --- filtered, ordered pages -------------------------------------------------------------
 
     def page(self, name: str, *, deep: bool) -> Workload:
+        """The crawler's newest-first list, the first page or one near the end.
+
+        ims_repo and the floor reach a deep page by keyset (``after`` = the row before
+        the ORM's ``OFFSET``, looked up untimed here), the ORM as the guide writes it,
+        with ``OFFSET``: the three return the same rows."""
         products = list(self.open_by_product)
         count = 20 if deep else 200
         ops = []
         for i in range(count):
             product = products[i % len(products)]
             matching = self.open_by_product[product]
-            offset = max(0, matching - 2 * PAGE) if deep else 0
-            ops.append((self.user(i), product, offset))
+            # near the end; past the middle at the smoke test's tiny sizes, so the keyset
+            # path runs (and is compared) there too
+            offset = max(matching - 2 * PAGE, matching // 2) if deep else 0
+            ops.append((self.user(i), product, offset, self._row_before(product, offset)))
 
-        def floor(op: tuple[int, str, int]) -> list[Issue]:
-            user, product, offset = op
+        def floor(op: tuple[int, str, int, tuple[datetime, int] | None]) -> list[Issue]:
+            user, product, offset, after = op
+            if after is not None:
+                return self.raw.find_issues(user, product, OPEN_STATUSES, PAGE, 0, after)
             return self.raw.find_issues(user, product, OPEN_STATUSES, PAGE, offset)
 
-        def ims(op: tuple[int, str, int]) -> list[Issue]:
-            user, product, offset = op
+        def ims(op: tuple[int, str, int, tuple[datetime, int] | None]) -> list[Issue]:
+            user, product, offset, after = op
             with self.ims.session(user_id=user) as s:
+                if after is not None:
+                    return s.issues.find(
+                        product=product,
+                        status_in=OPEN_STATUSES,
+                        order_by=["-issue_updated_at", "issue_pk"],
+                        limit=PAGE,
+                        after={"issue_updated_at": after[0], "issue_pk": after[1]},
+                    )
                 return s.issues.find(
                     product=product,
                     status_in=OPEN_STATUSES,
@@ -220,8 +238,8 @@ class Bench:
                     offset=offset,
                 )
 
-        def peer(op: tuple[int, str, int]) -> list[orm.Issue]:
-            user, product, offset = op
+        def peer(op: tuple[int, str, int, tuple[datetime, int] | None]) -> list[orm.Issue]:
+            user, product, offset, _ = op
             with self.orm.get_session(user_id=user) as session:
                 return (
                     session.query(orm.Issue)
@@ -232,7 +250,11 @@ class Bench:
                     .all()
                 )
 
-        where = "the last pages (OFFSET ~ all matches)" if deep else "the first page"
+        where = (
+            "the last pages (ims_repo, floor: keyset; ORM: OFFSET ~ all matches)"
+            if deep
+            else "the first page"
+        )
         return Workload(
             name=name,
             title=f"filtered list (product, 3 statuses), ordered, {PAGE} a page: {where}",
@@ -241,6 +263,22 @@ class Bench:
             canon=_canon_list(issue_record),
             target=Target(note="deep pages as cheap as the first" if deep else ""),
         )
+
+    def _row_before(self, product: str, offset: int) -> tuple[datetime, int] | None:
+        """The sort key (issue_updated_at, issue_pk) of the row just before ``offset`` in
+        the page order: the ``after`` of the keyset page that ``OFFSET`` gives; None for
+        the first page."""
+        if offset == 0:
+            return None
+        with self.db.admin() as conn:
+            row = conn.execute(
+                "SELECT issue_updated_at, issue_pk FROM ims.issues "
+                "WHERE product = %s AND status = ANY(%s) "
+                "ORDER BY issue_updated_at DESC, issue_pk OFFSET %s LIMIT 1",
+                (product, OPEN_STATUSES, offset - 1),
+            ).fetchone()
+        assert row is not None, f"{product} has fewer than {offset} open issues"
+        return row[0], row[1]
 
     # --- nested eager load -------------------------------------------------------------------
 
@@ -464,6 +502,9 @@ class Bench:
             return data.issue_items(count, prefix)
 
         def ims(_: Any) -> int:
+            return self.ims.upsert_issues(items(), user_id=user, connections=2).inserted
+
+        def ims_one_connection(_: Any) -> int:
             with self.ims.session(user_id=user) as s:
                 return s.issues.upsert_many(items()).inserted
 
@@ -484,12 +525,14 @@ class Bench:
         return Workload(
             name="ingest",
             title=f"fresh bulk ingest of {count} issues "
-            "(floor: binary COPY to a stage + INSERT, one connection)",
+            "(floor: binary COPY to a stage + INSERT, one connection; "
+            "ims_repo: Database.upsert_issues, 2 connections)",
             ops=[None],
             impls={
                 "floor": lambda _: self.raw.ingest_copy(user, items()),
                 "ims_repo": ims,
                 "orm": peer,
+                "ref:ims_repo_upsert_many": ims_one_connection,
                 "ref:floor_copy_2_connections": lambda _: self.raw.ingest_copy_parallel(
                     user, items(), connections=2
                 ),
@@ -546,9 +589,10 @@ class Bench:
 
         def prepare() -> Any:
             self._reset_issues()
+            self._store_digests()
             with self.db.admin() as conn:
                 row = conn.execute(
-                    "SELECT clock_timestamp(), sum(crawl_count) FROM ims.issues"
+                    "SELECT clock_timestamp(), sum(crawl_count) FROM ims.issues_with_crawls"
                 ).fetchone()
             return row
 
@@ -558,7 +602,7 @@ class Bench:
                 row = conn.execute(
                     "SELECT sum(crawl_count) - %s, count(*) FILTER (WHERE last_crawled_at > %s),"
                     " count(*) FILTER (WHERE title LIKE %s)"
-                    " FROM ims.issues",
+                    " FROM ims.issues_with_crawls",
                     (crawls, started, f"%[rev {self.revision}]" if self.revision else "-"),
                 ).fetchone()
             assert row is not None
@@ -602,9 +646,40 @@ class Bench:
         with self.db.admin() as conn:
             with conn.transaction():
                 conn.execute("SET LOCAL session_replication_role = replica")
+                # replica: no audit rows, and no ON DELETE CASCADE either (a trigger)
+                conn.execute(
+                    "DELETE FROM ims.issue_crawls WHERE issue_pk > %s", (self.plan.issues,)
+                )
                 conn.execute("DELETE FROM ims.issues WHERE issue_pk > %s", (self.plan.issues,))
                 conn.execute("TRUNCATE ims.audit_log")
             conn.execute("VACUUM ANALYZE ims.issues")
+
+    def _store_digests(self) -> None:
+        """Give every stored issue the digest an ims_repo crawl of its current content
+        leaves in ``ims.issue_crawls``: the state of a crawler that stores its issues
+        with ims_repo (the bulk load bypasses the layer, and the floor's and the ORM's
+        rewrites of every row make the database forget the digests)."""
+        revision = self.revision or None
+        changed = 2 if revision else 0
+        current = data.issue_items(self.plan.issues, revision=revision, changed=changed)
+        rows = ((issue["issue_id"], _digest_of(issue)) for issue in current)
+        with self.db.admin() as conn:
+            with conn.transaction():
+                conn.execute(
+                    "CREATE TEMP TABLE bench_digests (issue_id text PRIMARY KEY,"
+                    " content_hash bytea NOT NULL) ON COMMIT DROP"
+                )
+                with conn.cursor().copy("COPY bench_digests FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["text", "bytea"])
+                    for row in rows:
+                        copy.write_row(row)
+                conn.execute(
+                    "INSERT INTO ims.issue_crawls (issue_pk, last_crawled_at, content_hash)"
+                    " SELECT i.issue_pk, i.last_crawled_at, d.content_hash"
+                    " FROM bench_digests AS d JOIN ims.issues AS i USING (issue_id)"
+                    " ON CONFLICT (issue_pk) DO UPDATE SET content_hash = EXCLUDED.content_hash"
+                )
+            conn.execute("VACUUM ANALYZE ims.issue_crawls")
 
     def _digest(self, pattern: str, *, odd_only: bool = False) -> tuple[int, int, str]:
         """Row count, crawl_count total and an md5 of the content of the issues whose
@@ -617,7 +692,7 @@ class Bench:
                 "concat_ws('|', issue_id, title, description, product, module, version, status,"
                 " priority, severity, reporter, assignee, issue_created_at, issue_updated_at,"
                 " url, raw_data::text), ',' ORDER BY issue_id))"
-                f" FROM ims.issues WHERE issue_id LIKE %s {parity}",
+                f" FROM ims.issues_with_crawls WHERE issue_id LIKE %s {parity}",
                 (pattern,),
             ).fetchone()
         assert row is not None
@@ -653,6 +728,12 @@ def detail_record(value: Any) -> IssueDetail:
             "attachments": [_fields(Attachment, a) for a in value.attachments],
         }
     )
+
+
+def _digest_of(issue: dict[str, Any]) -> bytes:
+    identity = item_digest(issue)
+    assert identity is not None, "bench items are plain dicts"
+    return identity[1]
 
 
 def _fields(model: Any, value: Any) -> dict[str, Any]:

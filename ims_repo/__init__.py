@@ -22,12 +22,14 @@ from ims_repo.errors import (
     TransactionConflict,
     UnsafeLogin,
 )
+from ims_repo.filters import After
 from ims_repo.loader import QueryFile
 from ims_repo.records import *  # noqa: F403  (every record is public API)
 from ims_repo.records import __all__ as _records
 from ims_repo.session import Session
 
 __all__ = [
+    "After",
     "Database",
     "DatabaseError",
     "DatabaseUnavailable",

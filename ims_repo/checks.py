@@ -24,6 +24,13 @@ annotation, including NULLs: a field that is not optional, read from a table col
 that allows NULL, fails at the first NULL. Statements shaped in Python declare no record
 and are checked for parsing, privileges and parameters only.
 
+A ``:scalar`` statement that declares a record is a **JSON document** (read with
+``Session.fetch_json``): it returns its rows as one ``json`` array built on the server,
+``SELECT coalesce(json_agg(d ORDER BY …), '[]'::json) FROM (<rows>) AS d``. Its one
+column must be ``json``, and ``<rows>``, the derived table it aggregates, is described
+like any statement and its columns compared with the record as above; a column whose
+JSON text the record cannot read back (``interval``, ``bytea``) is reported too.
+
 Called by the test suite and by ``ims-repo check``; this module has no CLI code.
 """
 
@@ -67,6 +74,7 @@ from ims_repo.loader import QueryFile, ResultKind, Statement
 
 RUNTIME_ROLE = "ims_app"
 _PREPARED = "ims_repo_check"
+_PREPARED_ROWS = "ims_repo_check_rows"  # the rows of a JSON document statement
 
 # PostgreSQL base types (by name) and the Python types a field may declare for them.
 # Widening is accepted (an integer column into a Decimal or float field); narrowing is
@@ -100,6 +108,9 @@ _ACCEPTED: Mapping[str, tuple[type, ...]] = {
     "bytea": (bytes,),
 }
 _JSON_TYPES = frozenset({"json", "jsonb"})
+# Types whose JSON text (``to_json``) does not validate back into the Python type that
+# psycopg would load: an interval is written '1 day 02:00:00', bytea as '\\x…' text.
+_NOT_IN_JSON = frozenset({"interval", "bytea"})
 _JSON_CONTAINERS: frozenset[Any] = frozenset({dict, list, Mapping, Sequence})
 _SEQUENCES: frozenset[Any] = frozenset({list, tuple, set, frozenset, Sequence})
 
@@ -169,7 +180,7 @@ class _PgType:
 class _Column:
     name: str
     type: _PgType
-    nullable: bool | None  # None: not a plain table column, so unknown
+    nullable: bool | None  # None: not a table's column (an expression, a view's), unknown
     origin: str | None  # "ims.users.full_name" when it is one
 
 
@@ -264,9 +275,51 @@ class _Checker:
             )
         columns = [self._column(described, index) for index in range(described.nfields)]
         messages.extend(_kind_problems(statement.kind, columns))
-        if statement.record is not None:
+        if statement.record is not None and statement.kind is ResultKind.SCALAR:
+            messages.extend(self._document_problems(statement, statement.record, columns))
+        elif statement.record is not None:
             messages.extend(_record_problems(statement.record, columns))
         return messages
+
+    def _document_problems(
+        self, statement: Statement, record: type[BaseModel], columns: list[_Column]
+    ) -> list[str]:
+        """A JSON document statement: one ``json`` column, aggregating a derived table
+        whose columns fill ``record`` (see the module docstring)."""
+        if len(columns) == 1 and columns[0].type.name not in _JSON_TYPES:
+            return [
+                f"a :scalar statement with a record ({record.__name__}) returns its rows as "
+                f"one JSON document, but its column is {columns[0].type.display}, not json"
+            ]
+        rows = document_rows(statement)
+        if rows is None:
+            return [
+                f"a :scalar statement with a record ({record.__name__}) must aggregate one "
+                "derived table: SELECT coalesce(json_agg(d ORDER BY …), '[]'::json) "
+                "FROM (<rows>) AS d"
+            ]
+        text = f"/* ims_repo {statement.label}: the rows of its JSON document */\n{rows}"
+        pgconn = self._connection.pgconn
+        name = _PREPARED_ROWS.encode()
+        result = pgconn.prepare(name, text.encode(self._encoding))
+        if result.status != ExecStatus.COMMAND_OK:
+            return [f"its rows: {self._server_error(result, text)}"]
+        try:
+            described = pgconn.describe_prepared(name)
+            if described.status != ExecStatus.COMMAND_OK:
+                return [f"its rows: {self._server_error(described, text)}"]
+            row_columns = [self._column(described, i) for i in range(described.nfields)]
+        finally:
+            self._connection.execute(f"DEALLOCATE {_PREPARED_ROWS}")
+        return [
+            *_record_problems(record, row_columns),
+            *(
+                f"column {column.name!r} is {column.type.display}, whose JSON text does not "
+                f"read back into {record.__name__}; convert it in the statement"
+                for column in row_columns
+                if column.type.name in _NOT_IN_JSON
+            ),
+        ]
 
     def _plan(self, nparams: int) -> str | None:
         """Plan the prepared statement as the role (privileges are checked here)."""
@@ -287,15 +340,19 @@ class _Checker:
         table, number = described.ftable(index), described.ftablecol(index)
         if not table or not number:
             return _Column(name, pg_type, None, None)
+        # A view's columns carry no NOT NULL (attnotnull is false): their NULLs are
+        # unknown, not allowed, so the NULL check is left to the tables' own statements.
         row = self._connection.execute(
-            "SELECT NOT a.attnotnull, format('%%s.%%s', a.attrelid::regclass, a.attname) "
+            "SELECT CASE WHEN c.relkind IN ('v', 'm') THEN NULL ELSE NOT a.attnotnull END, "
+            "format('%%s.%%s', a.attrelid::regclass, a.attname) "
             "FROM pg_catalog.pg_attribute AS a "
+            "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
             "WHERE a.attrelid = %s AND a.attnum = %s",
             [table, number],
         ).fetchone()
         if row is None:
             return _Column(name, pg_type, None, None)
-        return _Column(name, pg_type, bool(row[0]), str(row[1]))
+        return _Column(name, pg_type, None if row[0] is None else bool(row[0]), str(row[1]))
 
     def _type(self, oid: int) -> _PgType:
         known = self._types.get(oid)
@@ -349,6 +406,73 @@ _TEMPORARY_TABLE = re.compile(
 def _creates_temporary_table(statement: Statement) -> bool:
     code = "".join(t.text for t in statement.tokens if t.kind is not Kind.COMMENT)
     return _TEMPORARY_TABLE.match(code.lstrip()) is not None
+
+
+_WORD_AT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_ALIAS_ONLY = re.compile(r"\s*(?:AS\s+)?[A-Za-z_][A-Za-z0-9_]*\s*", re.IGNORECASE)
+
+
+def document_rows(statement: Statement) -> str | None:
+    """The SQL of the rows a JSON document statement aggregates, as the server would be
+    sent it (``$n`` parameters numbered as the statement's, slots at their defaults):
+    the derived table of ``SELECT … FROM (<rows>) AS d``, the statement's only FROM item
+    at the top level. None when the statement is not of that shape.
+
+    Only code is scanned for the keyword and the parentheses: literals, quoted names
+    and comments are masked, so a ``)`` or ``FROM`` inside them is not mistaken.
+    """
+    numbers = {name: index for index, name in enumerate(statement.params, 1)}
+    parts: list[str] = []
+    code_parts: list[str] = []
+    for token in statement.tokens:
+        if token.kind is Kind.PARAM:
+            text, code = f"${numbers[token.name]}", False
+        elif token.kind is Kind.SLOT:
+            text, code = loader.SLOT_DEFAULTS[token.name], True
+        else:
+            text, code = token.text, token.kind in (Kind.TEXT, Kind.CAST)
+        parts.append(text)
+        code_parts.append(text if code else " " * len(text))
+    sql_text, code_view = "".join(parts), "".join(code_parts)
+    opening = _top_level_from(code_view)
+    if opening is None:
+        return None
+    closing = _matching_parenthesis(code_view, opening)
+    if closing is None or not _ALIAS_ONLY.fullmatch(code_view, closing + 1):
+        return None
+    return sql_text[opening + 1 : closing].strip()
+
+
+def _top_level_from(code: str) -> int | None:
+    """Where the ``(`` after the first top-level ``FROM`` is; None without one."""
+    depth = 0
+    position = 0
+    while position < len(code):
+        character = code[position]
+        if character == "(":
+            depth += 1
+        elif character == ")":
+            depth -= 1
+        elif depth == 0 and (word := _WORD_AT.match(code, position)):
+            position = word.end()
+            if word.group().upper() == "FROM":
+                following = code[position:].lstrip()
+                return len(code) - len(following) if following.startswith("(") else None
+            continue
+        position += 1
+    return None
+
+
+def _matching_parenthesis(code: str, opening: int) -> int | None:
+    depth = 0
+    for position in range(opening, len(code)):
+        if code[position] == "(":
+            depth += 1
+        elif code[position] == ")":
+            depth -= 1
+            if depth == 0:
+                return position
+    return None
 
 
 def _kind_problems(kind: ResultKind, columns: list[_Column]) -> list[str]:

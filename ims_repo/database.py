@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from time import monotonic
 from types import TracebackType
@@ -22,7 +22,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ims_repo import parallel_upsert
 from ims_repo.errors import DatabaseUnavailable, InvalidInput, PoolExhausted, UnsafeLogin
+from ims_repo.records import UpsertResult
 from ims_repo.session import Session, timeout_ms
 
 URL_VARIABLE = "IMS_DATABASE_URL"
@@ -138,6 +140,36 @@ class Database:
                 # the pool drops this one, the others are tested at their next checkout.
                 self._losses += 1
             self._pool.putconn(connection)
+
+    def upsert_issues(
+        self,
+        issues: Iterable[Any],
+        *,
+        user_id: int | None = None,
+        connections: int = 2,
+        batch_size: int = 5000,
+    ) -> UpsertResult:
+        """``s.issues.upsert_many`` over ``connections`` sessions at once, for a bulk
+        ingest that one connection cannot feed fast enough (the server works on each
+        connection with one core). Each session has the context ``user_id``.
+
+        Items are dealt to the sessions by a stable hash of their ``issue_id``, so the
+        items of one issue stay on one connection, in order (the merge rules of
+        ``upsert_many`` hold). Each session commits every batch it writes: this is not
+        one transaction. When an item is refused (``InvalidInput``, naming its position
+        in ``issues``) or a session fails, the others stop after their current batch
+        and the error is raised here; the batches committed before stay committed (a
+        re-run of the same input is safe: an item already stored counts one more crawl
+        and changes nothing else). The pool needs ``connections`` free connections.
+        Memory holds a few batches per connection, whatever the input's length.
+        """
+        return parallel_upsert.upsert_issues(
+            self,
+            issues,
+            user_id=user_id,
+            connections=connections,
+            batch_size=batch_size,
+        )
 
     def close(self) -> None:
         """Close every connection of the pool."""

@@ -19,6 +19,9 @@ name                condition                                      for
 ``c_to=t``          ``c < t`` (exclusive, so ranges tile)          timestamps
 ==================  =============================================  ==================
 
+Keyset pages: ``FilterSet.after(order_by, last)`` is the condition "the row comes after
+``last`` in that order", for ``find(after=…)``; see ``After``.
+
 This module does no I/O.
 """
 
@@ -30,7 +33,7 @@ from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ims_repo.errors import InvalidInput
 from ims_repo.loader import Fragment
@@ -122,9 +125,15 @@ class FilterSet:
 
     def order_by(self, keys: Sequence[str] | None) -> Fragment:
         """``ORDER BY`` items for ``keys`` (``-key`` descending), ending with the key."""
+        items = [f"{name} DESC" if descending else name for name, descending in self.sort(keys)]
+        return Fragment(", ".join(items))
+
+    def sort(self, keys: Sequence[str] | None) -> list[tuple[str, bool]]:
+        """``keys`` checked against the whitelist, as ``(column, descending)`` pairs; the
+        key is appended when ``keys`` leave it out, so the order is total (unique)."""
         if isinstance(keys, str):
             keys = [keys]
-        items: list[str] = []
+        items: list[tuple[str, bool]] = []
         used: set[str] = set()
         for key in keys or ():
             if not isinstance(key, str):
@@ -138,10 +147,138 @@ class FilterSet:
                     "(prefix '-' for descending)"
                 )
             used.add(name)
-            items.append(f"{name} DESC" if key.startswith("-") else name)
+            items.append((name, key.startswith("-")))
         if self.key not in used:
-            items.append(self.key)
-        return Fragment(", ".join(items))
+            items.append((self.key, False))
+        return items
+
+    def after(self, keys: Sequence[str] | None, last: After) -> Fragment:
+        """The condition "the row comes after ``last``" in the order ``keys`` give
+        (``order_by``'s order: PostgreSQL's default NULL placement, NULLS LAST
+        ascending and NULLS FIRST descending), for the next keyset page.
+
+        Row comparison ``(a, b) > (x, y)`` is right only when every key goes the same way
+        and none is NULL, so the condition is built key by key: at or after ``x`` on
+        ``a``, and either not equal to ``x`` or after ``last`` on the following keys:
+        ``a <= x AND (a <> x OR b > y)`` for ``-a, b``. The range on the first key is what
+        an index on the order starts its scan at; written once (not again inside an
+        ``OR``), it also keeps the planner's row estimate right, so the planner keeps
+        that ordered scan. A NULL in ``last`` changes the SQL's shape (``IS NULL``, never
+        ``= NULL``), not a value. Values are bound, never SQL.
+        """
+        order = self.sort(keys)
+        values = self._after_values(order, last)
+        steps = [
+            _Step(name, descending, self.columns[name].nullable, values[name])
+            for name, descending in order
+        ]
+        params = {step.param: step.value for step in steps if step.value is not None}
+        return Fragment(_after(steps) or "FALSE", params)
+
+    def _after_values(self, order: list[tuple[str, bool]], last: After) -> dict[str, Any]:
+        """The sort key values of ``last``, checked like filter values (no coercion);
+        None only for a nullable column."""
+        names = [name for name, _ in order]
+        if isinstance(last, BaseModel):
+            missing = [name for name in names if name not in type(last).model_fields]
+            if missing:
+                raise InvalidInput(
+                    f"after: a {type(last).__name__} has no {', '.join(missing)}; pass the "
+                    f"last row of the previous page, or a mapping of {', '.join(names)}"
+                )
+            given: Mapping[str, Any] = {name: getattr(last, name) for name in names}
+        elif isinstance(last, Mapping):
+            if set(last) != set(names):
+                raise InvalidInput(
+                    f"after must give exactly the sort keys {', '.join(names)} "
+                    f"(order_by with the key appended), not {', '.join(map(str, last)) or 'none'}"
+                )
+            given = last
+        else:
+            raise InvalidInput(
+                "after must be the last row of the previous page (a record) or a mapping of "
+                f"its sort keys, not {type(last).__name__}"
+            )
+        return {name: self._after_value(name, given[name]) for name in names}
+
+    def _after_value(self, name: str, value: Any) -> Any:
+        column = self.columns[name]
+        if value is None:
+            if not column.nullable:
+                raise InvalidInput(f"after: {name} cannot be None (the column is NOT NULL)")
+            return None
+        try:
+            return column.adapter.validate_python(value, strict=True)
+        except ValidationError as error:
+            problem = error.errors(include_url=False)[0]["msg"]
+            raise InvalidInput(f"after: {name}: {problem}") from error
+
+
+After = BaseModel | Mapping[str, Any]
+"""Where a keyset page starts (``find(after=…)``): the last row of the previous page, as
+``find`` returned it (simplest: ``after=page[-1]``), or a mapping holding exactly that
+row's values of the sort keys (``order_by``'s columns and the key, which ends every
+order), e.g. ``{"issue_updated_at": t, "issue_pk": 42}``. The next page holds the rows
+that sort after it, so rows added or removed meanwhile neither repeat nor shift a page."""
+
+
+def _after(steps: Sequence[_Step], *, nested: bool = False) -> str | None:
+    """SQL for "after the values of ``steps``" in their order (None: no row is);
+    ``nested`` parenthesizes an ``AND`` for use inside an ``OR``."""
+    first, rest = steps[0], steps[1:]
+    if not rest:
+        return first.beyond()
+    later = _after(rest, nested=True)
+    either = [part for part in (first.differs(), later) if part is not None]
+    if not either:
+        return None
+    condition = either[0] if len(either) == 1 else f"({' OR '.join(either)})"
+    bound = first.bound()
+    if bound is None:
+        return condition
+    return f"({bound} AND {condition})" if nested else f"{bound} AND {condition}"
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One sort key of a keyset condition, with the last row's value for it."""
+
+    name: str
+    descending: bool
+    nullable: bool
+    value: Any
+
+    @property
+    def param(self) -> str:
+        return f"k_{self.name}"
+
+    def beyond(self) -> str | None:
+        """Rows strictly after the value in this key's order (None: no row is)."""
+        if self.value is None:  # NULLs sort last ascending, first descending
+            return f"{self.name} IS NOT NULL" if self.descending else None
+        return self._or_null(f"{self.name} {'<' if self.descending else '>'} {self._value}")
+
+    def bound(self) -> str | None:
+        """Rows at or after the value (None: every row is)."""
+        if self.value is None:
+            return None if self.descending else f"{self.name} IS NULL"
+        return self._or_null(f"{self.name} {'<=' if self.descending else '>='} {self._value}")
+
+    def differs(self) -> str | None:
+        """Rows whose value is not this one (None: no row of ``bound`` differs)."""
+        if self.value is None:
+            return f"{self.name} IS NOT NULL" if self.descending else None
+        return self._or_null(f"{self.name} <> {self._value}")
+
+    @property
+    def _value(self) -> str:
+        return f"%({self.param})s"
+
+    def _or_null(self, condition: str) -> str:
+        """``condition``, also true for NULL where NULLs sort after every value."""
+        if self.nullable and not self.descending:
+            return f"({condition} OR {self.name} IS NULL)"
+        return condition
 
 
 _CONDITIONS = {

@@ -15,10 +15,17 @@ explicit transaction as above. The
 context is set at the start of *every* transaction, also to "none", so even a
 session-level setting left by raw SQL is never seen by a later checkout. A per-session
 ``statement_timeout`` travels the same way (transaction-local, in the same pipeline).
+
+Rows come back as tuples and are zipped with the result's column names (decoded once per
+result) into the mapping pydantic validates: cheaper than psycopg's ``dict_row``. A
+statement that builds its whole result as one JSON document on the server
+(``fetch_json``) is read as text and validated by pydantic-core straight from it, with
+no Python objects in between.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,12 +34,19 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, TypeAdapter
+from psycopg.types.string import TextLoader
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ims_repo import loader
-from ims_repo.errors import DatabaseUnavailable, InvalidInput, TransactionAborted, map_error
+from ims_repo.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    InvalidInput,
+    TransactionAborted,
+    map_error,
+)
 from ims_repo.loader import BoundStatement
 from ims_repo.repositories.analytics import AnalyticsRepository
 from ims_repo.repositories.attachments import AttachmentRepository
@@ -48,6 +62,7 @@ from ims_repo.repositories.session_issues import SessionIssueRepository
 from ims_repo.repositories.users import UserRepository
 
 R = TypeVar("R", bound=BaseModel)
+Row = TypeVar("Row")
 
 _CONTEXT = loader.load("context")
 _SET_CONTEXT = _CONTEXT.statement("set_current_user", "user_id")
@@ -73,10 +88,14 @@ class Session:
     ) -> None:
         self._connection = connection
         self._user_id = _check_user_id(user_id)
-        self._statement_timeout = (
+        # What each transaction begins with, bound once for the session.
+        self._context = _SET_CONTEXT.bind({"user_id": self._user_id})
+        self._timeout = (
             None
             if statement_timeout is None
-            else str(timeout_ms(statement_timeout, "statement_timeout"))
+            else _SET_STATEMENT_TIMEOUT.bind(
+                {"timeout": str(timeout_ms(statement_timeout, "statement_timeout"))}
+            )
         )
         self.statements_sent = 0
         """Statements sent for the caller (not counting BEGIN, context and COMMIT)."""
@@ -141,12 +160,20 @@ class Session:
     def set_user(self, user_id: int | None) -> None:
         """Change the RLS context, at once and for the rest of the block."""
         self._user_id = _check_user_id(user_id)
+        self._context = _SET_CONTEXT.bind({"user_id": self._user_id})
         if self.in_transaction:
-            self._send(_SET_CONTEXT.bind({"user_id": self._user_id}))
+            self._send(self._context, self._connection.cursor())
+
+    @property
+    def time_zone(self) -> str:
+        """The server's ``TimeZone`` for this connection: how it reads a timestamp
+        without an offset (the binary COPY of a bulk write needs every offset given)."""
+        return self._connection.info.parameter_status("TimeZone") or "UTC"
 
     @property
     def in_transaction(self) -> bool:
-        return self._connection.info.transaction_status != TransactionStatus.IDLE
+        # pgconn, not info: ``connection.info`` builds a new object on every read.
+        return self._connection.pgconn.transaction_status != TransactionStatus.IDLE
 
     def commit(self) -> None:
         """Commit now; the next statement starts a new transaction with the same context."""
@@ -186,7 +213,7 @@ class Session:
                     "commit was not committed"
                 )
             return
-        status = self._connection.info.transaction_status
+        status = self._connection.pgconn.transaction_status
         if status == TransactionStatus.IDLE:
             return
         if status == TransactionStatus.INTRANS and not failed:
@@ -208,40 +235,82 @@ class Session:
 
     def fetch_one(self, bound: BoundStatement, record: type[R]) -> R | None:
         """The first row as ``record``, or None."""
-        row = self._send(bound).fetchone()
-        return None if row is None else record.model_validate(row)
+        cursor = self._send(bound, self._connection.cursor())
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return record.model_validate(dict(zip(_names(cursor), row, strict=True)))
 
     def fetch_all(self, bound: BoundStatement, record: type[R]) -> list[R]:
         """Every row, as ``record`` instances."""
-        rows = self._send(bound).fetchall()
+        cursor = self._send(bound, self._connection.cursor())
+        names = _names(cursor)
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         return _list_adapter(record).validate_python(rows)
+
+    def fetch_json(self, bound: BoundStatement, record: type[R]) -> list[R]:
+        """Every row as ``record``, from a statement that returns them all as one JSON
+        array (a ``:scalar`` of type ``json``: ``SELECT coalesce(json_agg(d ORDER BY …),
+        '[]'::json) FROM (<rows>) AS d``; ``ims_repo.checks`` checks ``<rows>`` against
+        ``record``).
+
+        For rows with nested JSON (an issue with its comments): psycopg hands the
+        document over as text, unparsed, and ``TypeAdapter(list[record]).validate_json``
+        builds the records from it in one call, about half the client CPU of parsing
+        each row's JSON columns into dicts and validating those. The array's order is
+        the rows' order. Timestamps arrive as the server's ISO 8601 text, in the
+        connection's ``TimeZone``; an offset with seconds (local mean time before a
+        zone adopted standard time) is not ISO 8601 and fails validation.
+        """
+        cursor = self._connection.cursor()
+        for json_type in ("json", "jsonb"):  # as text, for this cursor only
+            cursor.adapters.register_loader(json_type, TextLoader)
+        row = self._send(bound, cursor).fetchone()
+        if row is None or row[0] is None:
+            raise DatabaseError(
+                f"{bound.statement.location}: {bound.statement.label} returned no JSON "
+                "document (fetch_json needs one row and one non-NULL value: "
+                "coalesce(json_agg(…), '[]'::json))"
+            )
+        return _validate_document(_list_adapter(record), row[0])
 
     def fetch_rows(self, bound: BoundStatement) -> list[dict[str, Any]]:
         """Every row as a dict, for results that are shaped in Python."""
-        return self._send(bound).fetchall()
+        return self._send(bound, self._connection.cursor(row_factory=dict_row)).fetchall()
 
     def fetch_value(self, bound: BoundStatement) -> Any:
         """The first column of the first row (None when there is no row)."""
-        row = self._send(bound).fetchone()
-        return None if row is None else next(iter(row.values()))
+        row = self._send(bound, self._connection.cursor()).fetchone()
+        return None if row is None else row[0]
 
     def run(self, bound: BoundStatement) -> int:
         """Run a statement for its effect; the number of rows it changed."""
-        return self._send(bound).rowcount
+        return self._send(bound, self._connection.cursor()).rowcount
 
-    def copy_rows(self, bound: BoundStatement, rows: Iterable[Sequence[Any]]) -> None:
+    def copy_rows(
+        self,
+        bound: BoundStatement,
+        rows: Iterable[Sequence[Any]],
+        *,
+        types: Sequence[str] | None = None,
+    ) -> None:
         """Run a ``COPY … FROM STDIN`` statement, streaming ``rows`` to the server.
 
-        Each row is a sequence of values in the statement's column order, sent in COPY's
-        text format (the server parses each value as its column's type, as it does a
-        bound parameter). The COPY runs in the session's transaction, begun first with
-        the context when idle: COPY cannot run inside the pipeline that begins it.
+        Each row is a sequence of values in the statement's column order. Without
+        ``types`` they are sent in COPY's text format (the server parses each value as
+        its column's type, as it does a bound parameter); with ``types`` (the columns'
+        PostgreSQL type names) in binary format, which the statement must ask for
+        (``WITH BINARY``): no text to escape or parse on either side. The COPY runs in
+        the session's transaction, begun first with the context when idle: COPY cannot
+        run inside the pipeline that begins it.
         """
         self._begin_if_idle()
         self.statements_sent += 1
         cursor = self._connection.cursor()
         try:
             with cursor.copy(bound.text, bound.params) as copy:
+                if types is not None:
+                    copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
         except psycopg.Error as error:
@@ -254,17 +323,22 @@ class Session:
         must never be built from input. Without ``params`` the text is sent as it is
         (a ``%`` needs no doubling); with them, psycopg's rules apply (``%%``).
         """
-        cursor = self._execute(sql, params, None)
+        cursor: psycopg.Cursor[DictRow] = self._connection.cursor(row_factory=dict_row)
+        self._execute(cursor, sql, params, None)
         return cursor.fetchall() if cursor.description else []
 
-    def _send(self, bound: BoundStatement) -> psycopg.Cursor[dict[str, Any]]:
-        return self._execute(bound.text, bound.params, bound.statement)
+    def _send(self, bound: BoundStatement, cursor: psycopg.Cursor[Row]) -> psycopg.Cursor[Row]:
+        return self._execute(cursor, bound.text, bound.params, bound.statement)
 
     def _execute(
-        self, sql: str, params: Mapping[str, Any] | None, statement: loader.Statement | None
-    ) -> psycopg.Cursor[dict[str, Any]]:
+        self,
+        cursor: psycopg.Cursor[Row],
+        sql: str,
+        params: Mapping[str, Any] | None,
+        statement: loader.Statement | None,
+    ) -> psycopg.Cursor[Row]:
+        """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle."""
         _refuse_nul(params)
-        cursor = self._connection.cursor(row_factory=dict_row)
         self.statements_sent += 1
         try:
             if self.in_transaction:
@@ -296,11 +370,9 @@ class Session:
     def _set_context(self) -> None:
         """Queue the transaction-local context (and timeout); the caller's pipeline
         sends them with what follows."""
-        context = _SET_CONTEXT.bind({"user_id": self._user_id})
-        self._connection.execute(context.text, context.params)
-        if self._statement_timeout is not None:
-            timeout = _SET_STATEMENT_TIMEOUT.bind({"timeout": self._statement_timeout})
-            self._connection.execute(timeout.text, timeout.params)
+        self._connection.execute(self._context.text, self._context.params)
+        if self._timeout is not None:
+            self._connection.execute(self._timeout.text, self._timeout.params)
 
     def _end(self, command: str) -> None:
         if not self.in_transaction:
@@ -315,6 +387,29 @@ class Session:
                     "been committed (it was not if an earlier statement already met the loss)"
                 )
             raise mapped from error
+
+
+def _names(cursor: psycopg.Cursor[Any]) -> list[str]:
+    """The column names of the cursor's result, decoded once for all its rows."""
+    result = cursor.pgresult
+    if result is None:
+        return []
+    encoding = cursor.connection.info.encoding
+    return [(result.fname(index) or b"").decode(encoding) for index in range(result.nfields)]
+
+
+def _validate_document(adapter: TypeAdapter[list[R]], document: str | bytes) -> list[R]:
+    """``document`` (a JSON array) validated by ``adapter``.
+
+    pydantic-core's JSON parser stops at about 200 levels of nesting, where a ``jsonb``
+    value may go deeper; such a document is parsed by ``json`` and validated as Python
+    objects instead (slower, same records)."""
+    try:
+        return adapter.validate_json(document)
+    except ValidationError as error:
+        if not any(problem["type"] == "json_invalid" for problem in error.errors()):
+            raise
+    return adapter.validate_python(json.loads(document))
 
 
 def _refuse_nul(params: Mapping[str, Any] | None) -> None:

@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from ims_repo import demo
 from ims_repo.cli import main
 from ims_repo.local_server import LocalServer, find_bindir, free_port, why_unavailable
+from tests.test_migrations import ALL_IDS
 
 SECTIONS = [
     "Quick start",
@@ -67,7 +68,7 @@ def test_demo_on_an_empty_database_prints_every_section_and_rls_from_both_sides(
 ) -> None:
     output = _demo("--database", ims_empty_url).output
     lines = output.splitlines()
-    assert lines[1] == "migrate: 6 migration(s) applied"
+    assert lines[1] == f"migrate: {len(ALL_IDS)} migration(s) applied"
     assert lines[2].startswith("sample data: created 4 users, 6 sessions, 12 issues,")
     assert "users: admin=1, yijae.shin=2, john.doe=3, minji.kim=4" in lines[3]
     titles = _titles(output)

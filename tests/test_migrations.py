@@ -25,12 +25,15 @@ ALL_IDS = [
     "0004.functions",
     "0005.audit",
     "0006.search",
+    "0007.issue_crawls",
+    "0008.page_indexes",
 ]
 
 TABLES = [
     "users",
     "crawl_sessions",
     "issues",
+    "issue_crawls",
     "session_issues",
     "issue_comments",
     "issue_history",
@@ -342,13 +345,15 @@ def test_rollback_one_at_a_time_undoes_exactly_that_file(db: str) -> None:
     assert migrations.migrate(db) == ALL_IDS
     assert snapshot(db) == full
 
-    assert migrations.rollback(db, count=3) == ["0006.search", "0005.audit", "0004.functions"]
-    assert snapshot(db) == states[3]
+    # Back to before 0004, whatever came after it (later migrations are rolled back too).
+    after_0003 = ALL_IDS[ALL_IDS.index("0004.functions") :]
+    assert migrations.rollback(db, count=len(after_0003)) == list(reversed(after_0003))
+    assert snapshot(db) == states[len(after_0003)]
     with psycopg.connect(db) as conn:
         assert conn.execute(
             "SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%audit%'"
         ).fetchone() == (0,)
-    assert migrations.migrate(db) == ["0004.functions", "0005.audit", "0006.search"]
+    assert migrations.migrate(db) == after_0003
     assert snapshot(db) == full
 
 
@@ -480,6 +485,9 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
         expected |= {(t, p) for t in APP_APPEND_ONLY for p in ("SELECT", "INSERT", "DELETE")}
         expected |= {("users", p) for p in ("SELECT", "INSERT", "DELETE")}
         expected |= {("audit_log", "SELECT")}
+        # crawl bookkeeping (0007): rows go with their issue (ON DELETE CASCADE)
+        expected |= {("issue_crawls", p) for p in ("SELECT", "INSERT", "UPDATE")}
+        expected |= {("issues_with_crawls", "SELECT")}
         assert table_privs == expected
 
         users_update = {
@@ -552,8 +560,9 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
             "ims.search_issues(text,text,integer)": (True, False),
             "ims.analytics_figures(date,date)": (True, False),
             "ims.refresh_analytics(date)": (True, False),
-            # the trigger function needs nobody's EXECUTE
+            # the trigger functions need nobody's EXECUTE
             "ims.audit_changes()": (False, False),
+            "ims.forget_content_hash()": (False, False),
         }
 
         definers = conn.execute(
@@ -563,7 +572,10 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
             WHERE p.pronamespace = 'ims'::regnamespace AND p.prosecdef
             """
         ).fetchall()
-        assert definers == [("audit_changes", ["search_path=pg_catalog, ims"])]
+        assert sorted(definers) == [
+            ("audit_changes", ["search_path=pg_catalog, ims"]),
+            ("forget_content_hash", ["search_path=pg_catalog, ims"]),
+        ]
 
 
 def test_every_table_forces_row_level_security(db: str) -> None:

@@ -426,7 +426,7 @@ def test_concurrent_recrawls_of_overlapping_sets_never_duplicate_or_deadlock(
 
     assert unexpected == []
     with psycopg.connect(ims_admin_url) as conn:
-        rows = conn.execute("SELECT issue_id, crawl_count FROM ims.issues").fetchall()
+        rows = conn.execute("SELECT issue_id, crawl_count FROM ims.issues_with_crawls").fetchall()
     counts: dict[str, int] = dict(rows)
     duplicates = len(rows) - len(counts)
     wrong_counts = sum(counts.get(issue_id, 0) != n for issue_id, n in upserts.items())

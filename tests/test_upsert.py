@@ -17,7 +17,7 @@ from ims_repo import Database, InvalidInput, Issue, NewIssue, Session, UpsertRes
 from tests.seed import people
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-STATEMENTS_PER_BATCH = 4  # the stage if missing, COPY into it, the upsert, emptying it
+STATEMENTS_PER_BATCH = 9  # digests: create, COPY, add missing, fast path, empty; items: 4 alike
 
 
 def new(n: int, **fields: Any) -> NewIssue:
@@ -190,10 +190,13 @@ def test_explicit_none_clears_a_field_and_mappings_set_only_their_keys(ims_db: D
     assert got["IMS-000002"].description == "d" and got["IMS-000002"].raw_data == {}
 
 
-def test_bad_items_are_refused_with_their_position_before_their_batch_is_sent(
+def test_bad_items_are_refused_with_their_position_and_nothing_of_their_batch_is_written(
     ims_db: Database,
 ) -> None:
     with ims_db.session() as s:
+        s.issues.upsert_many([new(0)])  # stored with its digest: [new(0), …] below is settled
+        s.commit()
+        sent = s.statements_sent
         for bad, message in [
             ([new(0), {"issue_id": "X", "product": "OF"}], r"issues\[1\]: NewIssue: title"),
             (
@@ -215,16 +218,20 @@ def test_bad_items_are_refused_with_their_position_before_their_batch_is_sent(
         for size in (0, -1, True, 2.5, "10"):
             with pytest.raises(InvalidInput, match="batch_size"):
                 s.issues.upsert_many([new(0)], batch_size=size)  # type: ignore[arg-type]
-        assert s.statements_sent == 0
+        # new(0)'s digest matched in each bad batch, and the savepoint undid that crawl.
+        assert s.statements_sent > sent
+        assert [(i.issue_id, i.crawl_count) for i in s.issues.find()] == [("IMS-000000", 1)]
+        sent = s.statements_sent
         assert s.issues.upsert_many([]) == UpsertResult()
         assert s.issues.upsert_many(iter(())) == UpsertResult()
-        assert s.statements_sent == 0
+        assert s.statements_sent == sent
+        assert s.issues.upsert_many([new(0)]) == UpsertResult(unchanged=1)  # still usable
     # A bad item in a later batch: earlier batches were written in the block's
     # transaction, which the exception rolls back.
     with pytest.raises(InvalidInput, match=r"issues\[3\]"), ims_db.session() as s:
         s.issues.upsert_many([new(0), new(1), new(2), {"issue_id": "X"}], batch_size=2)
     with ims_db.session() as s:
-        assert s.issues.count() == 0
+        assert s.issues.count() == 1
 
 
 def test_the_stage_lives_in_the_callers_transaction_and_never_reaches_the_next_checkout(

@@ -101,14 +101,15 @@ ORDER BY session_id;
 -- name: issues :many
 -- The issues one session crawled, each with its crawl order, duration and time, in
 -- crawl order (issues without a position last, then by issue). Row-level security on
--- session_issues makes this empty for a session the context cannot see.
+-- session_issues makes this empty for a session the context cannot see. Issues are read
+-- with their current crawl bookkeeping (ims.issues_with_crawls, migration 0007).
 SELECT i.issue_pk, i.issue_id, i.title, i.description, i.product, i.module, i.version,
        i.status, i.priority, i.severity, i.reporter, i.assignee, i.issue_created_at,
        i.issue_updated_at, i.url, i.raw_data, i.first_crawled_at, i.last_crawled_at,
        i.crawl_count,
        si.crawl_order, si.crawl_duration_ms, si.crawled_at
 FROM ims.session_issues AS si
-JOIN ims.issues AS i
+JOIN ims.issues_with_crawls AS i
   ON i.issue_pk = si.issue_pk
 WHERE si.session_id = :session_id
 ORDER BY si.crawl_order NULLS LAST, si.issue_pk;

@@ -14,7 +14,7 @@ from typing import Any
 
 from ims_repo import loader
 from ims_repo.errors import InvalidInput
-from ims_repo.filters import Column, FilterSet
+from ims_repo.filters import After, Column, FilterSet
 from ims_repo.records import Attachment, NewAttachment
 from ims_repo.records.types import validate_changes, validate_input
 from ims_repo.repositories.base import Repository, bind_find
@@ -67,11 +67,12 @@ class AttachmentRepository(Repository):
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: After | None = None,
         **filters: Any,
     ) -> list[Attachment]:
         """Attachments matching ``filters`` (see ``FILTERS``), ordered by ``order_by``
         keys (``-key`` descending; default ``attachment_id``)."""
-        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, Attachment)
 
     def create(self, new: NewAttachment | Mapping[str, Any]) -> Attachment:

@@ -9,8 +9,8 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from ims_repo.errors import InvalidInput, NotFound
-from ims_repo.filters import FilterSet
-from ims_repo.loader import BoundStatement, Statement
+from ims_repo.filters import After, FilterSet
+from ims_repo.loader import BoundStatement, Fragment, Statement
 
 if TYPE_CHECKING:
     from ims_repo.session import Session
@@ -53,12 +53,27 @@ def bind_find(
     order_by: Sequence[str] | None,
     limit: int | None,
     offset: int,
+    after: After | None = None,
 ) -> BoundStatement:
-    """Bind a ``find``-shaped statement: whitelisted filters, order, one page."""
+    """Bind a ``find``-shaped statement: whitelisted filters, order, one page.
+
+    ``after`` (the last row of the previous page, see ``ims_repo.filters.After``) makes
+    it a keyset page: the rows after that one, found through an index on the order as
+    fast at any depth as the first page. It goes into the ``{filters}`` slot, ANDed
+    with the filters; an ``offset`` beside it is refused (one or the other, not both).
+    """
     _check_page(limit, offset)
+    conditions = filter_set.where(filters)
+    if after is not None:
+        if offset:
+            raise InvalidInput("after and offset cannot be combined: page with one or the other")
+        keyset = filter_set.after(order_by, after)
+        conditions = Fragment(
+            f"{conditions.sql} AND ({keyset.sql})", {**conditions.params, **keyset.params}
+        )
     return statement.bind(
         {"limit": limit, "offset": offset},
-        filters=filter_set.where(filters),
+        filters=conditions,
         order_by=filter_set.order_by(order_by),
     )
 

@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from ims_repo import loader
-from ims_repo.filters import Column, FilterSet
+from ims_repo.filters import After, Column, FilterSet
 from ims_repo.records import IssueComment, NewIssueComment
 from ims_repo.records.types import validate_all, validate_changes, validate_input
 from ims_repo.repositories.base import Repository, bind_find
@@ -62,11 +62,12 @@ class CommentRepository(Repository):
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: After | None = None,
         **filters: Any,
     ) -> list[IssueComment]:
         """Comments matching ``filters`` (see ``FILTERS``), ordered by ``order_by`` keys
         (``-key`` descending; default ``comment_id``); no ``limit`` returns all."""
-        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, IssueComment)
 
     def create(self, issue_pk: int, new: NewIssueComment | Mapping[str, Any]) -> IssueComment:

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from ims_repo import loader
 from ims_repo.errors import InvalidInput
-from ims_repo.filters import Column, FilterSet
+from ims_repo.filters import After, Column, FilterSet
 from ims_repo.records import CrawledIssue, CrawlSession, DurationStats, Issue, NewCrawlSession
 from ims_repo.records.types import (
     JsonObject,
@@ -89,11 +89,12 @@ class CrawlSessionRepository(Repository):
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: After | None = None,
         **filters: Any,
     ) -> list[CrawlSession]:
         """Visible sessions matching ``filters`` (see ``FILTERS``), ordered by
         ``order_by`` keys (``-key`` descending; default ``session_id``)."""
-        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, CrawlSession)
 
     def list_for_user(self, user_id: int) -> list[CrawlSession]:

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from ims_repo import loader
-from ims_repo.filters import Column, FilterSet
+from ims_repo.filters import After, Column, FilterSet
 from ims_repo.records import IssueHistory, NewIssueHistory
 from ims_repo.records.types import validate_all, validate_input
 from ims_repo.repositories.base import Repository, bind_find
@@ -57,11 +57,12 @@ class HistoryRepository(Repository):
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: After | None = None,
         **filters: Any,
     ) -> list[IssueHistory]:
         """History entries matching ``filters`` (see ``FILTERS``), ordered by
         ``order_by`` keys (``-key`` descending; default ``history_id``)."""
-        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, IssueHistory)
 
     def create(self, issue_pk: int, new: NewIssueHistory | Mapping[str, Any]) -> IssueHistory:

@@ -8,21 +8,21 @@ value of every field the crawl left unset, keep ``first_crawled_at`` and move
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
-from operator import itemgetter
 from typing import Any
 
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, TypeAdapter
 
 from ims_repo import loader
-from ims_repo.errors import InvalidInput
-from ims_repo.filters import Column, FilterSet
+from ims_repo.errors import InvalidInput, TransactionConflict
+from ims_repo.filters import After, Column, FilterSet
 from ims_repo.records import CrawlSession, Issue, IssueCrawl, IssueDetail, NewIssue, UpsertResult
 from ims_repo.records.types import Text, validate_changes, validate_input, validate_value
 from ims_repo.repositories.base import Repository, bind_find, changes_document
+from ims_repo.repositories.issue_staging import HASH_TYPES, STAGE_TYPES, Batch
 
 _SQL = loader.load("issues")
 GET = _SQL.statement("get", "issue_pk", record=Issue)
@@ -37,6 +37,11 @@ SET_STATUS = _SQL.statement("set_status", "issue_pks", "status")
 REPLACE_STATUS = _SQL.statement("replace_status", "old", "new")
 UPDATE_MANY = _SQL.statement("update_many", "rows")
 UPSERT = _SQL.statement("upsert", *NewIssue.model_fields, "set_fields", record=Issue)
+CREATE_HASH_STAGE = _SQL.statement("create_hash_stage")
+COPY_HASH_STAGE = _SQL.statement("copy_hash_stage")
+ADD_MISSING_CRAWLS = _SQL.statement("add_missing_crawls")
+CRAWL_UNCHANGED = _SQL.statement("crawl_unchanged")
+CLEAR_HASH_STAGE = _SQL.statement("clear_hash_stage")
 CREATE_UPSERT_STAGE = _SQL.statement("create_upsert_stage")
 COPY_UPSERT_STAGE = _SQL.statement("copy_upsert_stage")
 UPSERT_STAGED = _SQL.statement("upsert_staged", record=UpsertResult)
@@ -78,29 +83,8 @@ UPDATABLE = tuple(name for name in NewIssue.model_fields if name != "issue_id")
 """Fields ``update``/``update_many`` may change: every crawled field but the IMS id
 (the natural key re-crawls upsert on). The crawl bookkeeping moves only on upserts."""
 
-_STAGED_FIELDS = (
-    "issue_id",
-    "title",
-    "description",
-    "product",
-    "module",
-    "version",
-    "status",
-    "priority",
-    "severity",
-    "reporter",
-    "assignee",
-    "issue_created_at",
-    "issue_updated_at",
-    "url",
-    "raw_data",
-)
-"""The fields of a staged row, in the column order of ``copy_upsert_stage`` (followed by
-``set_fields`` and ``occurrences``)."""
-assert set(_STAGED_FIELDS) == set(NewIssue.model_fields), "staged fields != NewIssue"
-assert _STAGED_FIELDS[-1] == "raw_data"  # sent last, wrapped as JSON
-_STAGED_VALUES = itemgetter(*_STAGED_FIELDS[:-1])
-
+_ALL_FIELDS = frozenset(NewIssue.model_fields)
+_BATCH_ATTEMPTS = 3
 _SESSION_FIELDS = tuple(CrawlSession.model_fields)
 _KEY = TypeAdapter(int)
 _KEYS = TypeAdapter(list[int])
@@ -129,11 +113,15 @@ class IssueRepository(Repository):
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: After | None = None,
         **filters: Any,
     ) -> list[Issue]:
         """Issues matching ``filters`` (see ``FILTERS``), ordered by ``order_by`` keys
-        (``-key`` descending; default ``issue_pk``); no ``limit`` returns all."""
-        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        (``-key`` descending; default ``issue_pk``); no ``limit`` returns all.
+
+        ``after=page[-1]`` gives the page after that row (keyset paging, as cheap deep
+        as the first page; see ``ims_repo.filters.After``); ``offset`` skips rows."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, Issue)
 
     def count(self, **filters: Any) -> int:
@@ -222,29 +210,36 @@ class IssueRepository(Repository):
     def upsert(self, new: IssueInput) -> Issue:
         """Store a crawled issue: insert it, or update the stored one with the same
         ``issue_id``. Fields the input leaves unset (not given to ``NewIssue``) keep
-        their stored value (a new row gets the default); ``first_crawled_at`` is kept,
+        their stored value (a new row gets the default); a stored issue whose content
+        would not change is not rewritten. ``first_crawled_at`` is kept,
         ``last_crawled_at`` moves to the statement's time and ``crawl_count`` goes up 1.
         """
         issue = validate_input(NewIssue, new)
         params = issue.model_dump()
         params["raw_data"] = Jsonb(issue.raw_data)
-        params["set_fields"] = sorted(issue.model_fields_set)
+        given = issue.model_fields_set
+        params["set_fields"] = None if given >= _ALL_FIELDS else sorted(given)
         stored = self._session.fetch_one(UPSERT.bind(params), Issue)
-        assert stored is not None  # INSERT … ON CONFLICT DO UPDATE … RETURNING gives the row
+        assert stored is not None  # the row written, or the stored one
         return stored
 
     def upsert_many(self, issues: Iterable[IssueInput], *, batch_size: int = 5000) -> UpsertResult:
         """Store many crawled issues with ``upsert``'s semantics, streaming.
 
         The iterable is consumed ``batch_size`` items at a time, so memory holds one
-        batch whatever the input's length. Each batch is validated (``InvalidInput``
-        names the item's position; nothing of that batch is sent), COPYed into a
-        temporary staging table, and written by one ``INSERT … SELECT … ON CONFLICT``
-        statement. Everything runs in the session's current transaction: the block's
-        end commits it all, an exception rolls it all back. A caller who wants to
-        commit as it goes calls ``s.commit()`` between chunks it passes to
-        ``upsert_many``, or from its generator between batches (when it has yielded a
-        multiple of ``batch_size`` items).
+        batch whatever the input's length. Per batch, two steps (see
+        ``issue_staging``): every item's digest is sent first, and the issues whose
+        stored digest matches (stored by an earlier ``upsert_many`` of the same item,
+        and not changed since) only have their crawl bookkeeping moved; the other items
+        are validated (``InvalidInput`` names the item's position, and nothing of that
+        batch is written), COPYed into a temporary staging table and written by one
+        ``INSERT … SELECT … ON CONFLICT`` statement that skips stored issues whose
+        content would not change. Everything runs in the session's current
+        transaction: the block's end commits it all, an exception rolls it all back. A
+        caller who wants to commit as it goes calls ``s.commit()`` between chunks it
+        passes to ``upsert_many``, or from its generator between batches (when it has
+        yielded a multiple of ``batch_size`` items). ``Database.upsert_issues`` spreads
+        the batches over several connections.
 
         The same ``issue_id`` twice in one batch is merged in order before the COPY, as
         if the items had been upserted one after the other: each field takes the value
@@ -257,31 +252,63 @@ class IssueRepository(Repository):
         """
         size = _batch_size(batch_size)
         items = iter(_items(issues, "issues"))
-        inserted = updated = unchanged = 0
+        total = UpsertResult(inserted=0, updated=0, unchanged=0)
         start = 0
-        while True:
-            consumed, rows = _stage_batch(items, size, start)
-            if not rows:
+        while batch := list(islice(items, size)):
+            positions = range(start, start + len(batch))
+            total = add_results(total, self.upsert_batch(Batch(batch, positions)))
+            start += len(batch)
+            if len(batch) < size:
                 break
-            # Per batch: a caller may commit between batches (the stage goes with it).
-            self._session.run(CREATE_UPSERT_STAGE.bind({}))
-            self._session.copy_rows(COPY_UPSERT_STAGE.bind({}), rows)
-            result = self._session.fetch_one(UPSERT_STAGED.bind({}), UpsertResult)
-            assert result is not None  # an aggregate always returns one row
-            self._session.run(CLEAR_UPSERT_STAGE.bind({}))
-            inserted += result.inserted
-            updated += result.updated
-            unchanged += result.unchanged
-            start += consumed
-            if consumed < size:
-                break
-        return UpsertResult(inserted=inserted, updated=updated, unchanged=unchanged)
+        return total
+
+    def upsert_batch(self, batch: Batch) -> UpsertResult:
+        """Write one batch of ``upsert_many`` (its two steps) in the current transaction,
+        in a savepoint: an item refused in the second step undoes the first, and a batch
+        chosen as a deadlock victim is undone and written again (at most
+        ``_BATCH_ATTEMPTS`` times), so the rest of the transaction is kept."""
+        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+            try:
+                with self._session.savepoint():
+                    return self._write_batch(batch)
+            except TransactionConflict:
+                if attempt == _BATCH_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_batch(self, batch: Batch) -> UpsertResult:
+        settled = self._crawl_unchanged(batch)
+        rows = batch.stage_rows(settled, self._session.time_zone)
+        unchanged = UpsertResult(inserted=0, updated=0, unchanged=len(settled))
+        if not rows:
+            return unchanged
+        # Per batch: a caller may commit between batches (the stage goes with it).
+        self._session.run(CREATE_UPSERT_STAGE.bind({}))
+        self._session.copy_rows(COPY_UPSERT_STAGE.bind({}), rows, types=STAGE_TYPES)
+        written = self._session.fetch_one(UPSERT_STAGED.bind({}), UpsertResult)
+        assert written is not None  # an aggregate always returns one row
+        self._session.run(CLEAR_UPSERT_STAGE.bind({}))
+        return add_results(written, unchanged)
+
+    def _crawl_unchanged(self, batch: Batch) -> list[str]:
+        """Step 1: lock the bookkeeping of the batch's stored issues; return the
+        issue_ids whose items are as stored (their bookkeeping moved)."""
+        rows = batch.digest_rows()
+        if not rows:
+            return []
+        self._session.run(CREATE_HASH_STAGE.bind({}))
+        self._session.copy_rows(COPY_HASH_STAGE.bind({}), rows, types=HASH_TYPES)
+        self._session.run(ADD_MISSING_CRAWLS.bind({}))
+        settled = [row["issue_id"] for row in self._session.fetch_rows(CRAWL_UNCHANGED.bind({}))]
+        self._session.run(CLEAR_HASH_STAGE.bind({}))
+        return settled
 
     def detail(self, issue_id: str) -> IssueDetail | None:
         """The issue with this IMS id with its comments (by ``comment_order``, then
         time), history (by time) and attachments, in one statement; or None."""
         bound = DETAIL.bind({"issue_id": validate_value(_TEXT, issue_id, "issue_id")})
-        return self._session.fetch_one(bound, IssueDetail)
+        found = self._session.fetch_json(bound, IssueDetail)
+        return found[0] if found else None
 
     def find_detailed(
         self,
@@ -289,12 +316,13 @@ class IssueRepository(Repository):
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: After | None = None,
         **filters: Any,
     ) -> list[IssueDetail]:
         """``find`` with each issue's comments, history and attachments (ordered as in
         ``detail``), in one statement: no query per issue."""
-        bound = bind_find(FIND_DETAILED, FILTERS, filters, order_by, limit, offset)
-        return self._session.fetch_all(bound, IssueDetail)
+        bound = bind_find(FIND_DETAILED, FILTERS, filters, order_by, limit, offset, after)
+        return self._session.fetch_json(bound, IssueDetail)
 
     def sessions(self, issue_pk: int) -> list[IssueCrawl]:
         """The crawl sessions that crawled this issue and the context may see (its
@@ -312,39 +340,6 @@ class IssueRepository(Repository):
         ]
 
 
-def _stage_batch(items: Iterator[Any], size: int, start: int) -> tuple[int, list[list[Any]]]:
-    """The next ``size`` items as staging rows: validated, the same ``issue_id`` merged
-    in order; and how many items were consumed. ``start`` numbers the items (for the
-    position an ``InvalidInput`` names)."""
-    staged: dict[str, list[Any]] = {}  # issue_id -> [values, given fields, count]
-    consumed = 0
-    for index, item in enumerate(islice(items, size), start):
-        consumed += 1
-        try:
-            issue = validate_input(NewIssue, item)
-        except InvalidInput as error:
-            raise InvalidInput(f"issues[{index}]: {error}") from error
-        values: dict[str, Any] = issue.__dict__  # the field values (read, never changed)
-        given = issue.model_fields_set
-        entry = staged.get(issue.issue_id)
-        if entry is None:
-            staged[issue.issue_id] = [values, given, 1]
-        else:  # merged into new objects: the caller's records stay untouched
-            entry[0] = {**entry[0], **{name: values[name] for name in given}}
-            entry[1] = entry[1] | given
-            entry[2] += 1
-    rows = [
-        [
-            *_STAGED_VALUES(values),
-            Jsonb(values["raw_data"]),
-            sorted(given),
-            occurrences,
-        ]
-        for values, given, occurrences in staged.values()
-    ]
-    return consumed, rows
-
-
 def _items(values: Any, name: str) -> Iterable[Any]:
     """``values`` if it is an iterable of items (not text, a mapping or one record)."""
     if isinstance(values, str | bytes | Mapping | BaseModel) or not isinstance(values, Iterable):
@@ -356,6 +351,15 @@ def _as_list(values: Any, name: str) -> Any:
     if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
         raise InvalidInput(f"{name} must be a sequence, not {type(values).__name__}")
     return list(values)
+
+
+def add_results(one: UpsertResult, other: UpsertResult) -> UpsertResult:
+    """The counts of two upserts added up."""
+    return UpsertResult(
+        inserted=one.inserted + other.inserted,
+        updated=one.updated + other.updated,
+        unchanged=one.unchanged + other.unchanged,
+    )
 
 
 def _batch_size(value: Any) -> int:

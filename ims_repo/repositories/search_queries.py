@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ims_repo import loader
-from ims_repo.filters import Column, FilterSet
+from ims_repo.filters import After, Column, FilterSet
 from ims_repo.records import NewSearchQuery, SearchQuery
 from ims_repo.records.types import validate_input
 from ims_repo.repositories.base import Repository, bind_find
@@ -53,11 +53,12 @@ class SearchQueryRepository(Repository):
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: After | None = None,
         **filters: Any,
     ) -> list[SearchQuery]:
         """Visible searches matching ``filters`` (see ``FILTERS``), ordered by
         ``order_by`` keys (``-key`` descending; default ``query_id``)."""
-        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, SearchQuery)
 
     def log(self, new: NewSearchQuery | Mapping[str, Any]) -> SearchQuery:

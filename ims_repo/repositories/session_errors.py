@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 from pydantic import TypeAdapter
 
 from ims_repo import loader
-from ims_repo.filters import Column, FilterSet
+from ims_repo.filters import After, Column, FilterSet
 from ims_repo.records import NewSessionError, SessionError
 from ims_repo.records.types import ErrorSeverity, validate_input, validate_value
 from ims_repo.repositories.base import Repository, bind_find
@@ -58,11 +58,12 @@ class SessionErrorRepository(Repository):
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: After | None = None,
         **filters: Any,
     ) -> list[SessionError]:
         """Visible errors matching ``filters`` (see ``FILTERS``), ordered by ``order_by``
         keys (``-key`` descending; default ``error_id``)."""
-        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, SessionError)
 
     def for_session(self, session_id: int) -> list[SessionError]:

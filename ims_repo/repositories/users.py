@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from ims_repo import loader
-from ims_repo.filters import Column, FilterSet
+from ims_repo.filters import After, Column, FilterSet
 from ims_repo.records import CrawlSession, NewUser, User, UserStats, UserWithSessions
 from ims_repo.records.types import UserRole, validate_changes, validate_input
 from ims_repo.repositories.base import Repository, bind_find
@@ -75,11 +75,12 @@ class UserRepository(Repository):
         order_by: Sequence[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: After | None = None,
         **filters: Any,
     ) -> list[User]:
         """Users matching ``filters`` (see ``FILTERS``), ordered by ``order_by`` keys
         (``-key`` descending; default ``user_id``); no ``limit`` returns all."""
-        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, User)
 
     def create(self, new: NewUser | Mapping[str, Any]) -> User:

@@ -480,7 +480,7 @@ def test_one_transaction_over_several_batches_can_deadlock_and_says_to_retry(
     assert sorted(outcomes.values()) == ["committed", "conflict"]
     with psycopg.connect(ims_admin_url) as conn:
         counts: dict[str, int] = dict(
-            conn.execute("SELECT issue_id, crawl_count FROM ims.issues").fetchall()
+            conn.execute("SELECT issue_id, crawl_count FROM ims.issues_with_crawls").fetchall()
         )
     assert counts == {"X": 2, "Y": 2}  # the retried transaction counted once, the victim's not
     report_figure("crossing multi-batch transactions: TransactionConflict raised", 1)

@@ -304,15 +304,20 @@ def test_requested_late_it_loads_into_the_test_database(request, ims_db):
 def test_ims_sample_fixture_from_a_user_test_file(
     pytester: pytest.Pytester, ims_server: PgServer
 ) -> None:
+    def seeded_templates() -> set[str]:
+        """This process's seeded templates (this test session may have its own)."""
+        with psycopg.connect(ims_server.url()) as conn:
+            rows = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                [f"ims_sample_{os.getpid()}_%"],
+            ).fetchall()
+        return {name for (name,) in rows}
+
+    before = seeded_templates()
     pytester.makepyfile(test_user=SEEDED)
     result = pytester.runpytest(f"--ims-dsn={ims_server.url()}")
     result.assert_outcomes(passed=7)
-    with psycopg.connect(ims_server.url()) as conn:
-        left = conn.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE %s",
-            [f"ims_sample_{os.getpid()}_%"],
-        ).fetchone()
-    assert left == (0,), "the seeded template was left behind"
+    assert seeded_templates() == before, "the seeded template was left behind"
 
 
 def test_sample_is_a_frozen_record_of_ids() -> None:

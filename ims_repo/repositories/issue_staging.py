@@ -62,6 +62,8 @@ assert set(STAGED_FIELDS) == set(NewIssue.model_fields), "staged fields != NewIs
 assert STAGED_FIELDS[-1] == "raw_data"  # sent last, wrapped as JSON
 _STAGED_VALUES = itemgetter(*STAGED_FIELDS[:-1])
 _ALL_FIELDS = frozenset(STAGED_FIELDS)
+_TIME_POSITIONS = (STAGED_FIELDS.index("issue_created_at"), STAGED_FIELDS.index("issue_updated_at"))
+"""Where the staged values hold times (the fields of type ``datetime``)."""
 
 STAGE_TYPES = (
     *["text"] * 11,
@@ -183,8 +185,8 @@ class Batch:
 
 def _with_offsets(values: tuple[Any, ...], zone: tzinfo) -> tuple[Any, ...]:
     """``values`` with every time that has no offset placed in ``zone``."""
-    if not any(isinstance(v, datetime) and v.tzinfo is None for v in values):
-        return values
+    if all(getattr(values[i], "tzinfo", True) is not None for i in _TIME_POSITIONS):
+        return values  # the usual case: every time has its offset, or is None
     return tuple(
         v.replace(tzinfo=zone) if isinstance(v, datetime) and v.tzinfo is None else v
         for v in values

@@ -130,8 +130,8 @@ _EN_RANKS = {
     "handshake": 800,
 }
 # "시간" (time) is never a word on its own here, only with its particle ("시간이"): the
-# query "시간" then finds nothing by full text and takes the title-text path of
-# ims.search_issues (migration 0006), a scan of every title (too short for trigrams).
+# query "시간" finds it by full text as a word start ('시간':*, migration 0009); before
+# 0009 it took the title-text path, a scan of every title (too short for trigrams).
 _KO_RANKS = {
     "서버": 10,
     "연결": 15,

@@ -533,6 +533,9 @@ class Bench:
                 "ims_repo": ims,
                 "orm": peer,
                 "ref:ims_repo_upsert_many": ims_one_connection,
+                "ref:ims_repo_3_connections": lambda _: self.ims.upsert_issues(
+                    items(), user_id=user, connections=3
+                ).inserted,
                 "ref:floor_copy_2_connections": lambda _: self.raw.ingest_copy_parallel(
                     user, items(), connections=2
                 ),

@@ -83,7 +83,7 @@ def test_demo_on_an_empty_database_prints_every_section_and_rls_from_both_sides(
         "s.issues.count_by_product()  -> {'OpenFrame': 8, 'Tibero': 4}",
         "    -> inserted 10, updated 1, unchanged 1",
         "    -> Duplicate: ims.users already has this key (users_username_key)",
-        "s.search.issues('시간 초과')  -> SAMPLE-006 (0.751), SAMPLE-003 (-0.500)",
+        "s.search.issues('시간 초과')  -> SAMPLE-003 (0.908), SAMPLE-006 (0.751), SAMPLE-001 (0.304)",
         "  2026-11-03: 2 sessions (1 completed, 1 failed), 4 issues, 3 errors, avg 172.50 s",
         "s.rollback(); s.issues.count(status='New')  -> 4 (nothing kept)",
     ]:

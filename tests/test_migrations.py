@@ -27,6 +27,7 @@ ALL_IDS = [
     "0006.search",
     "0007.issue_crawls",
     "0008.page_indexes",
+    "0009.search_ranking",
 ]
 
 TABLES = [
@@ -558,6 +559,16 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
             "ims.rls_max_user_id()": (True, False),
             "ims.get_user_stats(bigint)": (True, False),
             "ims.search_issues(text,text,integer)": (True, False),
+            # 0009: the search's helpers, run by ims.search_issues as the caller
+            "ims.search_tsquery(text)": (True, False),
+            "ims.search_quote(text)": (True, False),
+            "ims.search_impacts(tsvector)": (True, False),
+            "ims.search_bigrams(text)": (True, False),
+            "ims.search_operands(tsquery)": (True, False),
+            "ims.search_candidates(text[],boolean[],integer[],double precision)": (True, False),
+            "ims.search_estimate(tsquery,text)": (True, False),
+            "ims.search_full_text(text,text,integer)": (True, False),
+            "ims.search_title_text(text,text,integer,bigint[])": (True, False),
             "ims.analytics_figures(date,date)": (True, False),
             "ims.refresh_analytics(date)": (True, False),
             # the trigger functions need nobody's EXECUTE

@@ -1,7 +1,9 @@
-"""``s.search.issues``: ranked issue search through ``ims.search_issues`` (migrations 0004
-and 0006), as the runtime login."""
+"""``s.search.issues``: ranked issue search through ``ims.search_issues`` (migrations 0004,
+0006 and 0009), as the runtime login."""
 
 from __future__ import annotations
+
+import hashlib
 
 import psycopg
 import pytest
@@ -120,21 +122,26 @@ def test_korean_words_glued_to_particles_are_found(ims_db: Database) -> None:
         add_issue(s, "K-5", "Connection timeout")
 
         hits = s.search.issues("시간")
-        # whole-word (full-text) hits first, by rank; then the glued title
-        assert ids(hits) == ["K-2", "K-4", "K-1"]
-        assert hits[0].rank > hits[1].rank > 0 >= hits[2].rank
-        assert ids(s.search.issues("시간", limit=2)) == ["K-2", "K-4"]  # fallback never exceeds
-        assert ids(s.search.issues("시간", product="OpenFrame")) == ["K-4", "K-1"]
-        assert ids(s.search.issues("시간 초과")) == ["K-4", "K-1"]  # words in the order typed
-        assert ids(s.search.issues("연결")) == ["K-1", "K-3"]
+        # a Hangul word is a full-text word start (0009): with its particle it ranks as
+        # the bare word (both in a title, ties in issue_pk order), the description after
+        assert ids(hits) == ["K-1", "K-2", "K-4"]
+        assert hits[0].rank == hits[1].rank > hits[2].rank > 0
+        assert ids(s.search.issues("시간", limit=2)) == ["K-1", "K-2"]
+        assert ids(s.search.issues("시간", product="OpenFrame")) == ["K-1", "K-4"]
+        # full text takes the words in any order, each with its particles
+        assert ids(s.search.issues("시간 초과")) == ["K-1", "K-4"]
+        assert ids(s.search.issues("초과 시간")) == ["K-1", "K-4"]
+        # a word inside a compound is no word start: the title text finds it, after
+        hits = s.search.issues("연결")
+        assert ids(hits) == ["K-1", "K-3"]
+        assert hits[0].rank > 0 >= hits[1].rank
         assert ids(s.search.issues("오류")) == ["K-3"]
         assert ids(s.search.issues("연결 오류")) == ["K-3"]
-        # full text takes the words in any order; the title text only in the order typed
-        assert ids(s.search.issues("초과 시간")) == ["K-4"]
-        # with a web-search operator the query means exactly what full text says: K-1
-        # holds no word '시간', K-2 holds '지연'
-        assert ids(s.search.issues("시간 -지연")) == ["K-4"]
-        assert ids(s.search.issues('"시간"')) == ["K-2", "K-4"]
+        # with a web-search operator the query means exactly what full text says: K-2
+        # holds '지연'; no title text is added
+        assert ids(s.search.issues("시간 -지연")) == ["K-1", "K-4"]
+        assert ids(s.search.issues('"시간"')) == ["K-1", "K-2", "K-4"]
+        assert s.search.issues('"연결 오류"') == []
 
 
 def test_title_text_match_takes_like_metacharacters_literally(ims_db: Database) -> None:
@@ -235,6 +242,10 @@ def test_bad_arguments_are_refused_before_any_sql(
         assert s.statements_sent == 0
 
 
+def explain(s: Session, sql: str, query: str) -> str:
+    return "\n".join(row["QUERY PLAN"] for row in s.execute("EXPLAIN " + sql, {"q": query}))
+
+
 def test_both_parts_of_the_search_can_use_their_index(ims_db: Database, ims_admin_url: str) -> None:
     with ims_db.session() as s:
         s.execute(
@@ -252,18 +263,45 @@ def test_both_parts_of_the_search_can_use_their_index(ims_db: Database, ims_admi
         # can serve (a condition it cannot serve would still be a sequential scan).
         s.execute("SET LOCAL enable_seqscan = off")
         s.execute("SET LOCAL enable_indexscan = off")
-        plan = "\n".join(
-            row["QUERY PLAN"]
-            for row in s.execute(
-                "EXPLAIN SELECT issue_pk FROM ims.search_issues(%(q)s, NULL, 50)",
-                {"q": "데이터베이스연결 오류 2999"},
-            )
+        query = "데이터베이스연결 오류 2999"
+        # the title text, in ims.search_title_text (0009; its conditions): trigrams
+        # (here inside the md5 of 2999), and for Hangul words of two syllables (no
+        # trigram) pairs of syllables
+        title_text = (
+            "SELECT issue_pk FROM ims.issues WHERE title ILIKE '%%' || %(q)s || '%%' "
+            "AND ims.search_bigrams(title) @> ims.search_bigrams(%(q)s)"
+        )
+        plan = explain(s, title_text, hashlib.md5(b"2999").hexdigest()[5:15])
+        assert "Bitmap Index Scan on issues_title_trgm_idx" in plan
+        assert "Seq Scan" not in plan
+        plan = explain(s, title_text, "스연")
+        assert "Bitmap Index Scan on issues_title_bigrams_idx" in plan
+        assert "Seq Scan" not in plan
+        # the full text, in ims.search_full_text (0009): every match, ...
+        plan = explain(
+            s,
+            "SELECT issue_pk FROM ims.issues WHERE search_vector @@ ims.search_tsquery(%(q)s)",
+            query,
         )
         assert "Bitmap Index Scan on issues_search_vector_idx" in plan
-        assert "Bitmap Index Scan on issues_title_trgm_idx" in plan
+        assert "Seq Scan" not in plan
+        # ... or the candidates for the top, through the bounds index
+        plan = explain(
+            s,
+            "SELECT issue_pk FROM ims.issues "
+            "WHERE ims.search_impacts(search_vector) @@ ("
+            "    SELECT ims.search_candidates(o.lexemes, o.prefixes, o.patterns, 0.5)::tsquery"
+            "    FROM ims.search_operands(ims.search_tsquery(%(q)s)) AS o)",
+            query,
+        )
+        assert "Bitmap Index Scan on issues_search_impacts_idx" in plan
         assert "Seq Scan" not in plan
         hits = s.search.issues("데이터베이스연결 오류 2999")
     assert ids(hits) == ["GEN-2999"]  # the whole word '데이터베이스연결' is a full-text hit
     with ims_db.session() as s:
         hits = s.search.issues("베이스연결 오류 2999")
-    assert ids(hits) == ["GEN-2999"] and hits[0].rank <= 0  # found by the title text
+        assert ids(hits) == ["GEN-2999"] and hits[0].rank <= 0  # found by the title text
+        hits = s.search.issues("스연 오류 2999")
+        assert ids(hits) == ["GEN-2999"] and hits[0].rank <= 0  # two-syllable words too
+        hits = s.search.issues(hashlib.md5(b"2999").hexdigest()[5:15])
+    assert ids(hits) == ["GEN-2999"] and hits[0].rank <= 0

@@ -1,5 +1,6 @@
 -- Issue search through the database function ims.search_issues (migrations 0004,
--- 0006): full text in web-search syntax, then title text for words glued to others.
+-- 0006, 0009): full text in web-search syntax (Hangul words as word starts, the top
+-- found through a bounds index), then title text for words inside others.
 
 -- name: issues :many
 -- Ranked hits for :query, optionally in one product, at most :max_results, best first.

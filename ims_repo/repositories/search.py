@@ -34,10 +34,13 @@ class SearchRepository(Repository):
 
         ``query`` is read as web-search syntax (``"quoted phrase"``, ``or``, ``-word``),
         so any text is a valid query; an empty one finds nothing. Full-text hits come
-        first (``rank`` > 0, english stemming and words as typed). When they are fewer
-        than ``limit`` and the query has no web-search operator, issues whose title
-        contains the query's words as text follow (``rank`` <= 0): this finds Korean
-        words glued to their particles (``시간`` in ``시간이``).
+        first (``rank`` > 0, english stemming and words as typed; a Korean word of two
+        or more syllables is a word start, so ``시간`` finds ``시간이``): exactly the
+        ``limit`` best by ``ts_rank`` of all matches, found without ranking them all
+        when the database can prove it (migration 0009). When they are fewer than
+        ``limit`` and the query has no web-search operator, issues whose title contains
+        the query's words as text follow (``rank`` <= 0): a word inside a compound
+        (``연결`` in ``데이터베이스연결``).
         """
         params = {
             "query": validate_value(_QUERY, query, "query"),

@@ -1,0 +1,248 @@
+"""Migration 0009: ``ims.search_issues`` returns exactly the top of ranking every full-text
+match by ``ts_rank`` (ties in issue_pk order), while finding it through the bounds index
+``issues_search_impacts_idx``; the bounds it relies on; Korean words as word starts."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from ims_repo import Database, Session
+
+ENGLISH = [
+    "server", "connection", "timeout", "memory", "leak", "crash", "hang", "deadlock",
+    "database", "replication", "network", "failure", "batch", "job", "disk", "error",
+    "login", "cache", "queue", "connections", "connected", "servers",
+]  # fmt: skip
+KOREAN = [
+    "연결", "연결이", "연결을", "시간", "시간이", "오류", "오류가", "서버", "서버에서", "메모리",
+    "메모리가", "작업", "작업이", "응답", "응답이", "실패", "설정", "파일", "데이터베이스연결",
+]  # fmt: skip
+
+# Words drawn with a skew (the first ones often, a title may repeat one), so that common
+# words match most issues and ranks spread and tie; half of the issues are Korean.
+# (k.n * 0: the aggregate belongs to the subquery, which runs again for every issue.)
+SEED = """
+INSERT INTO ims.issues (issue_id, title, description, product)
+SELECT 'R-' || g,
+       (SELECT string_agg(v.words[k.n * 0 + 1 + floor(cardinality(v.words) * random() ^ 2)::integer], ' ')
+        FROM generate_series(1, 2 + g %% 6) AS k(n)),
+       (SELECT string_agg(v.words[k.n * 0 + 1 + floor(cardinality(v.words) * random() ^ 1.5)::integer], ' ')
+        FROM generate_series(1, 4 + g %% 27) AS k(n)),
+       CASE WHEN g %% 3 = 0 THEN 'OpenFrame' ELSE 'Tibero' END
+FROM generate_series(1, %(issues)s) AS g
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN g %% 2 = 0 THEN %(korean)s::text[] ELSE %(english)s::text[] END AS words
+) AS v
+"""
+
+QUERIES = [
+    "server",
+    "connection timeout",
+    "connections",
+    "crash or hang",
+    "server -network",
+    "timeout -crash",
+    "memory leak",
+    '"connection timeout"',
+    "error or login or cache",
+    "database replication failure",
+    "deadlock",
+    "시간",
+    "연결 오류",
+    "서버 응답",
+    "메모리",
+    "시간 or 작업",
+]
+
+PLAIN = """
+SELECT i.issue_id, ts_rank(i.search_vector, q.tsq) AS rank
+FROM ims.issues AS i, (SELECT ims.search_tsquery(%(query)s) AS tsq) AS q
+WHERE i.search_vector @@ q.tsq
+  AND (%(product)s::text IS NULL OR i.product = %(product)s)
+ORDER BY rank DESC, i.issue_pk
+LIMIT %(limit)s
+"""
+
+
+def seed(db: Database, admin_url: str, issues: int) -> None:
+    with db.session() as s:
+        s.execute("SELECT setseed(0.25)")  # the same issues every run
+        s.execute(SEED, {"issues": issues, "korean": KOREAN, "english": ENGLISH})
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("ANALYZE ims.issues")  # the estimate that picks the way; owner only
+
+
+# Small test data: make ims.search_full_text bound every query it can (by default it
+# ranks every match of a query the planner expects 10,000 or fewer matches for).
+ALWAYS_BOUND = "SET LOCAL ims.search_rank_all_below = 0"
+
+
+def plain_top(s: Session, query: str, product: str | None, limit: int) -> list[tuple[str, float]]:
+    rows = s.execute(PLAIN, {"query": query, "product": product, "limit": limit})
+    return [(row["issue_id"], row["rank"]) for row in rows]
+
+
+def debug_messages(
+    app_url: str, query: str, product: str | None, limit: int, threshold: str = "0"
+) -> list[str]:
+    """What ims.search_full_text reports (RAISE DEBUG) for one search, as the runtime login."""
+    messages: list[str] = []
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        conn.add_notice_handler(lambda diag: messages.append(diag.message_primary or ""))
+        conn.execute("SET client_min_messages = debug1")
+        conn.execute("SET ims.search_rank_all_below = " + threshold)
+        conn.execute(
+            "SELECT issue_pk FROM ims.search_issues(%s, %s, %s)", (query, product, limit)
+        ).fetchall()
+    return [m for m in messages if m.startswith("ims.search_full_text")]
+
+
+def test_the_top_is_exactly_that_of_ranking_every_match(
+    ims_db: Database, ims_admin_url: str, ims_app_url: str
+) -> None:
+    seed(ims_db, ims_admin_url, 12000)
+    cases = [
+        (q, p, n) for q in QUERIES for p, n in [(None, 1), (None, 50), ("Tibero", 50), (None, 300)]
+    ]
+    proved = []
+    for query, product, limit in cases:
+        with ims_db.session() as s:
+            s.execute(ALWAYS_BOUND)
+            hits = s.search.issues(query, product=product, limit=limit)
+            expected = plain_top(s, query, product, limit)
+        assert len(expected) == limit, (query, product, limit)  # broad: a top to find
+        assert [(h.issue_id, h.rank) for h in hits] == expected, (query, product, limit)
+        if any("proved" in m for m in debug_messages(ims_app_url, query, product, limit)):
+            proved.append((query, product, limit))
+    # The bounds found most of them (the others had too few matches to bother: all ranked).
+    assert len(proved) >= len(cases) * 3 // 4, proved
+    for case in [
+        ("server", None, 50),
+        ("crash or hang", None, 300),
+        ("server -network", None, 1),
+        ("시간", "Tibero", 50),
+        ("연결 오류", None, 50),
+        ('"connection timeout"', None, 50),
+    ]:
+        assert case in proved, case
+
+
+def test_few_matches_are_all_ranked_and_the_title_text_follows(
+    ims_db: Database, ims_admin_url: str, ims_app_url: str
+) -> None:
+    seed(ims_db, ims_admin_url, 300)
+    with ims_db.session() as s:
+        hits = s.search.issues("deadlock", limit=1000)
+        expected = plain_top(s, "deadlock", None, 1000)
+    assert 0 < len(expected) < 300
+    assert [(h.issue_id, h.rank) for h in hits] == expected
+    assert "ims.search_full_text: ranking every match" in debug_messages(
+        ims_app_url, "deadlock", None, 1000, threshold="DEFAULT"
+    )
+    with ims_db.session() as s:
+        hits = s.search.issues("베이스연결", limit=1000)  # inside a compound: title text only
+        expected = plain_top(s, "베이스연결", None, 1000)
+    assert expected == [] and hits
+    assert all(h.rank <= 0 and "데이터베이스연결" in h.title for h in hits)
+
+
+# Vectors whose ranks the bounds must cover: long descriptions, repeated words, every
+# weight (the column only has A and B, the function takes any vector), Korean particles.
+VECTORS = [
+    "setweight(to_tsvector('english', 'crash crash crash report'), 'A') || "
+    "setweight(to_tsvector('english', repeat('crash server ', 300)), 'B')",
+    "setweight(to_tsvector('simple', 'server'), 'B') || setweight(to_tsvector('simple', "
+    "'x server server'), 'A') || setweight(to_tsvector('simple', 'server y'), 'C')",
+    "setweight(to_tsvector('simple', 'disk'), 'D') || setweight(to_tsvector('simple', "
+    "'a disk'), 'C') || setweight(to_tsvector('simple', 'b c disk'), 'A')",
+    "setweight(to_tsvector('simple', '연결이 시간이 초과되었습니다'), 'A') || "
+    "setweight(to_tsvector('simple', '연결 연결을 연결이 시간 시간을 시간에 오류가 오류'), 'B')",
+    "setweight(to_tsvector('simple', '데이터베이스연결 오류'), 'A') || "
+    "setweight(to_tsvector('simple', repeat('데이터베이스가 데이터베이스를 데이터 ', 40)), 'B')",
+    "setweight(to_tsvector('simple', '서버'), 'B') || setweight(to_tsvector('simple', "
+    "'서버에서 서버가 서버를 서버의 서버도 서버만'), 'B')",
+    "$v$'it''s':1A 'c\\\\d':2A,3A 'x':4B 'it':5C$v$::tsvector",  # quotes, backslashes
+]
+
+BOUNDS = """
+WITH v AS (SELECT {vector} AS vector),
+items AS (
+    -- every lexeme, and the 2- and 3-syllable prefixes of the Hangul words
+    SELECT l AS name, ims.search_quote(l)::tsquery AS q FROM v, unnest(tsvector_to_array(v.vector)) AS l
+    UNION
+    SELECT left(l, n) || '*', (ims.search_quote(left(l, n)) || ':*')::tsquery
+    FROM v, unnest(tsvector_to_array(v.vector)) AS l, generate_series(2, 3) AS n
+    WHERE l ~ ('^[가-힣]{{' || n || '}}')
+)
+SELECT items.name, ts_rank(v.vector, items.q)::double precision AS c,
+       (SELECT max(substr(t, length(items.name) + 2)::integer)
+        FROM unnest(tsvector_to_array(ims.search_impacts(v.vector))) AS t
+        WHERE left(t, length(items.name) + 1) = items.name || '#'
+          AND substr(t, length(items.name) + 2) ~ '^[0-9]+$') AS tier,
+       items.name = ANY (tsvector_to_array(ims.search_impacts(v.vector))) AS present
+FROM v, items
+"""
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=range(len(VECTORS)))
+def test_the_index_tokens_bound_every_contribution(ims_db: Database, vector: str) -> None:
+    with ims_db.session() as s:
+        rows = s.execute(BOUNDS.format(vector=vector))
+    assert rows
+    for row in rows:
+        name, c, tier = row["name"], row["c"], row["tier"]
+        assert row["present"], name  # every lexeme and Hangul prefix is a token
+        if tier is None:
+            assert c < 0.4, (name, c)
+        elif tier == 30:
+            assert c >= 1.5, (name, c)
+        else:
+            assert tier / 20 <= c < (tier + 1) / 20, (name, c, tier)
+    assert any(row["tier"] is not None for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("시간", "'시간':* | '시간':*"),
+        ("시 간이", "'시' & '간이':* | '시' & '간이':*"),  # one syllable stays exact
+        ("crash", "'crash' | 'crash'"),
+        ("connections", "'connect' | 'connections'"),
+        ("-시간 or x", "'x' | 'x' | !'시간':* | !'시간':*"),
+    ],
+)
+def test_hangul_words_are_word_starts(ims_db: Database, query: str, expected: str) -> None:
+    with ims_db.session() as s:
+        [row] = s.execute("SELECT ims.search_tsquery(%(q)s)::text AS text", {"q": query})
+    assert row["text"] == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "the a",  # english stop words only: an AND at the top, ranked by proximity
+        'crash -"connection timeout"',  # a phrase under a negation
+        "one two three four five six seven",  # more lexemes than patterns are tried for
+    ],
+)
+def test_queries_the_bounds_do_not_cover_are_ranked_whole(ims_db: Database, query: str) -> None:
+    with ims_db.session() as s:
+        [row] = s.execute(
+            "SELECT o.lexemes FROM ims.search_operands(ims.search_tsquery(%(q)s)) AS o",
+            {"q": query},
+        )
+    assert row["lexemes"] is None
+
+
+def test_patterns_are_the_sets_of_lexemes_that_match(ims_db: Database) -> None:
+    with ims_db.session() as s:
+        [row] = s.execute(
+            "SELECT o.* FROM ims.search_operands(ims.search_tsquery('server -network')) AS o"
+        )
+        assert (row["lexemes"], row["patterns"]) == (["server", "network"], [1])
+        [row] = s.execute(
+            "SELECT o.* FROM ims.search_operands(ims.search_tsquery('crash or 시간')) AS o"
+        )
+        assert (row["lexemes"], row["prefixes"]) == (["crash", "시간"], [False, True])
+        assert row["patterns"] == [1, 2, 3]

@@ -394,9 +394,15 @@ do), and the peak RSS growth of the process during a run.
   `NewIssue`, binary-COPYs into a temporary staging table (PostgreSQL refuses `COPY FROM`
   into a table under row-level security) and runs one `INSERT … SELECT`; re-crawl stages
   the same way, counts inserted/changed rows and runs one plain
-  `INSERT … ON CONFLICT DO UPDATE` of every row.
+  `INSERT … ON CONFLICT DO UPDATE` of every row. Issues are read through the view
+  `ims.issues_with_crawls`, as ims_repo reads them; deep pages by keyset, as ims_repo.
 - **ims_repo**: the public API, `with db.session(user_id=u) as s: s.<repo>.<method>(…)`
-  per operation.
+  per operation; deep pages with `find(after=…)`; the fresh ingest with
+  `db.upsert_issues(items, connections=2)`. Before each re-crawl (untimed) every stored
+  issue is given the digest an ims_repo crawl of its current content leaves in
+  `ims.issue_crawls`: the state of a crawler that stores with ims_repo (the bulk load
+  bypasses the layer, and the floor's and the ORM's rewrites make the database forget
+  the digests).
 - **ORM** (`bench/orm.py`): SQLAlchemy 2 declarative models on the same schema, used as
   the usage guide writes it: `get_session(user_id)` running
   `SELECT ims.set_current_user(:u)`, `session.get`, `session.query(…)`,

@@ -17,16 +17,13 @@ from __future__ import annotations
 import queue
 import threading
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from ims_repo.errors import InvalidInput
-from ims_repo.records import NewIssue, UpsertResult
-from ims_repo.repositories.issue_staging import Batch
-from ims_repo.repositories.issues import add_results
+from ims_repo.records import UpsertResult
+from ims_repo.repositories.issue_staging import Batch, issue_id_of
+from ims_repo.repositories.issues import add_results, iterable_of_items, positive_int
 
 if TYPE_CHECKING:
     from ims_repo.database import Database
@@ -57,10 +54,9 @@ def upsert_issues(
     batch_size: int,
 ) -> UpsertResult:
     """See ``Database.upsert_issues``."""
-    _check_count("connections", connections)
-    _check_count("batch_size", batch_size)
-    if isinstance(issues, str | bytes | Mapping | BaseModel) or not isinstance(issues, Iterable):
-        raise InvalidInput(f"issues must be an iterable of items, not {type(issues).__name__}")
+    positive_int(connections, "connections")
+    positive_int(batch_size, "batch_size")
+    iterable_of_items(issues, "issues")
     failed = threading.Event()
     workers = [_Worker() for _ in range(connections)]
     for worker in workers:
@@ -108,12 +104,7 @@ def _route(
 def _route_of(item: Any, routes: int) -> int:
     """The worker of an item: a stable hash of its issue_id (an item without a usable
     one goes to the first worker, whose validation refuses it)."""
-    if isinstance(item, NewIssue):
-        issue_id: Any = item.issue_id
-    elif isinstance(item, Mapping):
-        issue_id = item.get("issue_id")
-    else:
-        return 0
+    issue_id = issue_id_of(item)
     if not isinstance(issue_id, str):
         return 0
     return zlib.crc32(issue_id.encode("utf-8", "surrogatepass")) % routes
@@ -143,8 +134,3 @@ def _drain(
     except BaseException as error:  # re-raised by upsert_issues in the caller's thread
         worker.error = error
         failed.set()
-
-
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"{name} must be a positive int, not {value!r}")

@@ -111,13 +111,14 @@ def test_items_that_cannot_vouch_for_themselves_are_validated(ims_db: Database) 
 
     with ims_db.session() as s:
         s.issues.upsert_many([item(1), item(2), item(3)])
-        result = s.issues.upsert_many(
-            [
-                item(1, title=Title("이슈 1")),  # a str subclass: validated, then equal
-                NewIssue(**item(2)),  # a record: the fields it was given are digested
-            ]
-        )
-        assert result == UpsertResult(unchanged=2)
+        # A record: the fields it was given are digested, and it is settled (5 statements,
+        # no items staged). A str subclass: validated and staged (9), then found equal.
+        sent = s.statements_sent
+        assert s.issues.upsert_many([NewIssue(**item(2))]) == UpsertResult(unchanged=1)
+        assert s.statements_sent - sent == 5
+        sent = s.statements_sent
+        assert s.issues.upsert_many([item(1, title=Title("이슈 1"))]) == UpsertResult(unchanged=1)
+        assert s.statements_sent - sent == 9
         # Another JSON form (an unknown key) is validated, and refused.
         with pytest.raises(InvalidInput, match=r"issues\[0\]: NewIssue"):
             s.issues.upsert_many([item(3, colour="red")])

@@ -87,12 +87,13 @@ def item_digest(item: Any) -> tuple[str, bytes] | None:
     cannot be recognised by its digest (it is then validated and sent in full).
 
     The digest covers the JSON form of exactly the fields the item gives (a mapping's
-    keys, a record's set fields), so two items with one digest store the same content
-    on the same stored row. An item whose JSON form equals the stored one's is taken as
-    unchanged without being validated again: it was valid when it was stored.
+    keys, a record's set fields; in name order, so a dict and a record of the same fields
+    agree), so two items with one digest store the same content on the same stored row.
+    An item whose JSON form equals the stored one's is taken as unchanged without being
+    validated again: it was valid when it was stored.
     """
     if isinstance(item, NewIssue):
-        fields_set = item.model_fields_set  # in declaration order, not the set's order
+        fields_set = item.model_fields_set
         given = {name: value for name, value in item.__dict__.items() if name in fields_set}
     elif type(item) is dict:
         given = item
@@ -104,7 +105,7 @@ def item_digest(item: Any) -> tuple[str, bytes] | None:
     if type(issue_id) is not str:
         return None
     try:
-        document = to_json(given)
+        document = to_json(dict(sorted(given.items())))  # whatever order they came in
     except ValueError:  # pydantic_core cannot serialise a value: validation will say why
         return None
     return issue_id, hashlib.blake2b(document, digest_size=16, key=DIGEST_VERSION).digest()
@@ -124,7 +125,7 @@ class Batch:
         for item in self.items:
             identity = item_digest(item)
             if identity is None:
-                issue_id, digest = _issue_id(item), None
+                issue_id, digest = issue_id_of(item), None
                 if not isinstance(issue_id, str):
                     continue  # refused by validation in stage_rows
             else:
@@ -151,7 +152,7 @@ class Batch:
         skip = set(settled)
         staged: dict[str, list[Any]] = {}  # issue_id -> [values, given fields, count]
         for index, item in zip(self.positions, self.items, strict=True):
-            if skip and _issue_id(item) in skip:
+            if skip and issue_id_of(item) in skip:
                 continue
             try:
                 issue = validate_input(NewIssue, item)
@@ -203,7 +204,8 @@ def _zone(name: str) -> tzinfo:
         ) from None
 
 
-def _issue_id(item: Any) -> Any:
+def issue_id_of(item: Any) -> Any:
+    """The ``issue_id`` an item gives, as given (None when it gives none)."""
     if isinstance(item, NewIssue):
         return item.issue_id
     if isinstance(item, Mapping):

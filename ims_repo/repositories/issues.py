@@ -185,7 +185,7 @@ class IssueRepository(Repository):
         as separate updates would. Every mapping is checked before anything is sent.
         """
         merged: dict[int, dict[str, Any]] = {}
-        for index, row in enumerate(_items(rows, "rows")):
+        for index, row in enumerate(iterable_of_items(rows, "rows")):
             if not isinstance(row, Mapping):
                 raise InvalidInput(f"rows[{index}] must be a mapping, not {type(row).__name__}")
             fields = dict(row)
@@ -250,8 +250,8 @@ class IssueRepository(Repository):
         ``unchanged`` (only ``last_crawled_at``/``crawl_count`` moved), counting a
         merged ``issue_id`` once per batch.
         """
-        size = _batch_size(batch_size)
-        items = iter(_items(issues, "issues"))
+        size = positive_int(batch_size, "batch_size")
+        items = iter(iterable_of_items(issues, "issues"))
         total = UpsertResult(inserted=0, updated=0, unchanged=0)
         start = 0
         while batch := list(islice(items, size)):
@@ -340,7 +340,7 @@ class IssueRepository(Repository):
         ]
 
 
-def _items(values: Any, name: str) -> Iterable[Any]:
+def iterable_of_items(values: Any, name: str) -> Iterable[Any]:
     """``values`` if it is an iterable of items (not text, a mapping or one record)."""
     if isinstance(values, str | bytes | Mapping | BaseModel) or not isinstance(values, Iterable):
         raise InvalidInput(f"{name} must be an iterable of items, not {type(values).__name__}")
@@ -362,9 +362,10 @@ def add_results(one: UpsertResult, other: UpsertResult) -> UpsertResult:
     )
 
 
-def _batch_size(value: Any) -> int:
+def positive_int(value: Any, name: str) -> int:
+    """``value`` if it is an int of 1 or more (a batch size, a count of connections)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"batch_size must be a positive int, not {value!r}")
+        raise InvalidInput(f"{name} must be a positive int, not {value!r}")
     return value
 
 

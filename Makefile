@@ -1,8 +1,9 @@
 # The two commands of the README: `make demo` and `make test`.
 # Both create .venv if it is missing, install the package with its dev extras (again only
-# when pyproject.toml changes) and make sure PostgreSQL is running. `make test` lints the
-# SQL before the tests: the query files with sqlfluff (.sqlfluff), the migrations with
-# squawk (.squawk.toml).
+# when pyproject.toml changes) and make sure PostgreSQL is running. `make test` checks that
+# the sync twin of ims_repo/db/_async is what scripts/async_to_sync.py generates, runs the
+# import-linter contracts of pyproject.toml (the layers), and lints the SQL before the
+# tests: the query files with sqlfluff (.sqlfluff), the migrations with squawk (.squawk.toml).
 
 PYTHON ?= python3
 VENV := .venv
@@ -19,8 +20,10 @@ demo: install
 test: install
 	@PYTHON=$(BIN)/python scripts/ensure-postgres \
 		|| echo "make: no PostgreSQL server; the tests will start a throwaway one if they can"
-	$(BIN)/ruff check ims_repo tests
+	$(BIN)/python scripts/async_to_sync.py --check
+	$(BIN)/ruff check ims_repo tests scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/sqlfluff lint ims_repo/queries docs/examples
 	$(BIN)/squawk migrations/*.sql
 	$(BIN)/pytest

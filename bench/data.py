@@ -2,8 +2,8 @@
 
 ``BenchDatabase`` creates a fresh database (``ims_bench_<pid>``) on the server named by
 ``IMS_BENCH_DATABASE_URL`` (a superuser URL; default the local server as ``postgres``),
-migrates it with ``ims_repo.migrations.migrate``, creates a runtime login with
-``ims_repo.migrations.grant_login`` and drops both at the end.
+migrates it with ``ims_repo.services.migrations.migrate``, creates a runtime login with
+``ims_repo.services.migrations.grant_login`` and drops both at the end.
 
 ``load`` fills it once per run with binary COPY as the superuser (triggers off, so the
 load itself writes no audit rows), then ``VACUUM ANALYZE``. Every value is a pure
@@ -31,7 +31,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from ims_repo.migrations import grant_login, migrate
+from ims_repo.services.migrations import grant_login, migrate
 
 URL_VARIABLE = "IMS_BENCH_DATABASE_URL"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -380,7 +380,7 @@ do), and the peak RSS growth of the process during a run.
 
 ## Method
 
-- One fresh database (`ims_bench_<pid>`), migrated with `ims_repo.migrations.migrate`,
+- One fresh database (`ims_bench_<pid>`), migrated with `ims_repo.services.migrations.migrate`,
   loaded once by binary COPY (triggers off) and `VACUUM ANALYZE`d; every implementation
   connects as the same runtime login (`grant_login`), so row-level security applies to
   all three. The database and the login are dropped at the end.

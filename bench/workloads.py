@@ -38,7 +38,7 @@ from ims_repo import (
     SearchHit,
     UpsertResult,
 )
-from ims_repo.repositories.issue_staging import item_digest
+from ims_repo.core.staging import item_digest
 
 IMPLEMENTATIONS = ("floor", "ims_repo", "orm")
 PAGE = 50

@@ -2,11 +2,11 @@
 
 Named SQL statements (``ims_repo/queries/*.sql``) behind typed repositories that return
 pydantic records, on a pooled psycopg 3 connection that sets the row-level-security
-context for every transaction.
+context for every transaction; ``Database``/``Session`` for threads, ``AsyncDatabase``/
+``AsyncSession`` for asyncio, the same API awaited.
 """
 
-from ims_repo.database import Database, get_session
-from ims_repo.errors import (
+from ims_repo.core.errors import (
     DatabaseError,
     DatabaseUnavailable,
     Duplicate,
@@ -22,14 +22,16 @@ from ims_repo.errors import (
     TransactionConflict,
     UnsafeLogin,
 )
-from ims_repo.filters import After
-from ims_repo.loader import QueryFile
-from ims_repo.records import *  # noqa: F403  (every record is public API)
-from ims_repo.records import __all__ as _records
-from ims_repo.session import Session
+from ims_repo.core.filters import After
+from ims_repo.core.loader import QueryFile
+from ims_repo.core.records import *  # noqa: F403  (every record is public API)
+from ims_repo.core.records import __all__ as _records
+from ims_repo.db import AsyncDatabase, AsyncSession, Database, Session, get_session
 
 __all__ = [
     "After",
+    "AsyncDatabase",
+    "AsyncSession",
     "Database",
     "DatabaseError",
     "DatabaseUnavailable",

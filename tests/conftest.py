@@ -1,5 +1,5 @@
 """Suite-wide setup. The ims_* database fixtures come from the installed plugin
-(``ims_repo.pytest_plugin``, a pytest11 entry point), exactly as a library user gets them;
+(``ims_repo.faces.pytest_plugin``, a pytest11 entry point), exactly as a library user gets them;
 only what the plugin must not ship to users belongs here:
 
 - ``report_figure(name, value)``: a test records a measured figure (leaks seen, deadlocks,
@@ -20,8 +20,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ims_repo.local_server import LocalServer, PgServer, find_bindir, why_unavailable
-from ims_repo.pytest_plugin import RUNTIME_LOGIN, RUNTIME_PASSWORD
+from ims_repo.faces.pytest_plugin import RUNTIME_LOGIN, RUNTIME_PASSWORD
+from ims_repo.services.local_server import LocalServer, PgServer, find_bindir, why_unavailable
 
 # `pytester` runs user-style test files in-process, for tests/test_plugin.py.
 pytest_plugins = ["pytester"]
@@ -98,7 +98,7 @@ class PrivateServer:
 
     def new_database(self) -> tuple[str, str]:
         """A fresh migrated database: (superuser URL, runtime-login URL)."""
-        from ims_repo.migrations import grant_login, migrate
+        from ims_repo.services.migrations import grant_login, migrate
 
         if self._template is None:
             template = "ims_private_template"

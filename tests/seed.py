@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ims_repo import Database, NewCrawlSession, NewUser
-from ims_repo.migrations import set_role
+from ims_repo.services.migrations import set_role
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The ``ims-repo`` commands of ims_repo.cli, through click's CliRunner, on a scratch DB."""
+"""The ``ims-repo`` commands of ims_repo.faces.cli, through click's CliRunner, on a scratch DB."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from click.testing import CliRunner, Result
 from psycopg.conninfo import conninfo_to_dict
 from test_migrations import ALL_IDS
 
-from ims_repo import migrations
-from ims_repo.cli import main
+from ims_repo.faces.cli import main
+from ims_repo.services import migrations
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The DBA's commands of ims_repo.cli: ``queries``, ``explain`` and ``check``, through
+"""The DBA's commands of ims_repo.faces.cli: ``queries``, ``explain`` and ``check``, through
 click's CliRunner, on the plugin's per-test database."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from seed import crawl, people
 
-from ims_repo import Database, loader
-from ims_repo.cli import main
+from ims_repo import Database
+from ims_repo.core import loader
+from ims_repo.faces.cli import main
 
 
 def run(*args: str) -> Result:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from docs.examples import reports
 from ims_repo import Database
-from ims_repo.checks import check_statements
+from ims_repo.services.checks import check_statements
 from tests.seed import People, crawl, people
 
 ISSUES = [

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from ims_repo import Database, InvalidInput, NewUser, get_session
-from ims_repo import database as database_module
+from ims_repo.db import default as database_module
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
-from ims_repo import demo
-from ims_repo.cli import main
-from ims_repo.local_server import LocalServer, find_bindir, free_port, why_unavailable
+from ims_repo.faces.cli import main
+from ims_repo.services import demo
+from ims_repo.services.local_server import LocalServer, find_bindir, free_port, why_unavailable
 from tests.test_migrations import ALL_IDS
 
 SECTIONS = [

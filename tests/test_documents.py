@@ -25,11 +25,11 @@ from ims_repo import (
     NewIssueComment,
     NewIssueHistory,
     Session,
-    loader,
 )
-from ims_repo.checks import check_statements, document_rows
+from ims_repo.core import loader
+from ims_repo.core.loader import QueryFile
 from ims_repo.errors import DatabaseError
-from ims_repo.loader import QueryFile
+from ims_repo.services.checks import check_statements, document_rows
 from tests.seed import crawl, people
 
 CHILDREN = {"comments", "history", "attachments"}

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ims_repo.core.filters import Column, FilterSet
 from ims_repo.errors import InvalidInput
-from ims_repo.filters import Column, FilterSet
 
 SESSIONS = FilterSet(
     columns={

@@ -26,7 +26,7 @@ from uuid import UUID
 
 import pytest
 
-import ims_repo.database
+import ims_repo.db._async.database
 from ims_repo import (
     Database,
     NewAttachment,
@@ -39,7 +39,7 @@ from ims_repo import (
     QueryFile,
     Session,
 )
-from ims_repo.migrations import set_role
+from ims_repo.services.migrations import set_role
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "GUIDE.md"
@@ -296,7 +296,7 @@ def guide_env(
     the fixtures a block's ``test_*`` functions may ask for."""
     load_guide_data(ims_db, ims_admin_url)
     monkeypatch.setenv("IMS_DATABASE_URL", ims_app_url)
-    monkeypatch.setattr(ims_repo.database, "_default", None)
+    monkeypatch.setattr(ims_repo.db.default, "_default", None)
     fixtures: dict[str, Any] = {
         "ims_db": ims_db,
         "ims_session": ims_db.session,
@@ -306,7 +306,7 @@ def guide_env(
     try:
         yield fixtures
     finally:
-        default = ims_repo.database._default
+        default = ims_repo.db.default._default
         if default is not None:
             default.close()
 

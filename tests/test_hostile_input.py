@@ -48,12 +48,11 @@ from ims_repo import (
     NewUser,
     PermissionDenied,
     Session,
-    loader,
 )
-from ims_repo.filters import FilterSet
-from ims_repo.lexer import Kind, tokenize
-from ims_repo.pytest_plugin import RUNTIME_LOGIN
-from ims_repo.repositories import (
+from ims_repo.core import loader
+from ims_repo.core.filters import FilterSet
+from ims_repo.core.lexer import Kind, tokenize
+from ims_repo.db._async.repositories import (
     attachments,
     comments,
     crawl_sessions,
@@ -64,6 +63,7 @@ from ims_repo.repositories import (
     session_issues,
     users,
 )
+from ims_repo.faces.pytest_plugin import RUNTIME_LOGIN
 from tests.conftest import PrivateServer, ReportFigure
 from tests.seed import People, people
 from tests.test_injection import HOSTILE, NUL_STRINGS, ends_in_escape, snapshot

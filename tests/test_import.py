@@ -18,13 +18,14 @@ import pytest
 from click.testing import CliRunner, Result
 from psycopg.conninfo import make_conninfo
 
-from ims_repo import Database, InvalidInput, NotFound, Session, loader
-from ims_repo.checks import check_statements
-from ims_repo.importer import (
+from ims_repo import Database, InvalidInput, NotFound, Session
+from ims_repo.core import loader
+from ims_repo.faces.cli import import_command
+from ims_repo.services.checks import check_statements
+from ims_repo.services.importer import (
     ImportFailed,
     ImportReport,
     Rejected,
-    import_command,
     import_file,
     parse_line,
     summary,
@@ -677,7 +678,7 @@ def test_the_command_shows_a_progress_bar_on_a_terminal_only(
 ) -> None:
     [session_id] = crawl(ims_db, p.alice, 1)
     path = write(tmp_path / "crawl.jsonl", *(issue(n) for n in range(30)))
-    code = "from ims_repo.importer import import_command; import_command()"
+    code = "from ims_repo.faces.cli import import_command; import_command()"
     args = [str(path), "--database", ims_app_url, "--user", str(p.alice)]
     args += ["--session", str(session_id), "--batch-size", "10"]
     terminal, stderr = pty.openpty()  # stderr is a terminal, stdout a pipe

@@ -19,7 +19,7 @@ import pytest
 from psycopg import sql
 
 from ims_repo import Database, InvalidInput, Session
-from ims_repo.records.types import INDEXED_TEXT_MAX
+from ims_repo.core.records.types import INDEXED_TEXT_MAX
 from tests.seed import people
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from ims_repo import (
     NotFound,
     Session,
 )
-from ims_repo.repositories.issues import FILTERS, FIND_DETAILED
+from ims_repo.db._async.repositories.issues import FILTERS, FIND_DETAILED
 from tests.seed import crawl, people
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

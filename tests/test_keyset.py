@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ims_repo import Database, InvalidInput, Issue, NewIssue, Session
-from ims_repo.filters import Column, FilterSet
-from ims_repo.repositories.base import bind_find
-from ims_repo.repositories.issues import FILTERS, FIND
-from ims_repo.sample_data import Sample
+from ims_repo.core.filters import Column, FilterSet
+from ims_repo.db._async.repositories.base import bind_find
+from ims_repo.db._async.repositories.issues import FILTERS, FIND
+from ims_repo.services.sample_data import Sample
 from tests.seed import crawl, people
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Property tests of the SQL loader's tokenizer (``ims_repo.lexer``) and rendering.
+"""Property tests of the SQL loader's tokenizer (``ims_repo.core.lexer``) and rendering.
 
 Statements are generated from pieces: plain SQL words, ``:name`` parameters, ``::`` casts,
 and opaque pieces holding arbitrary text (any Unicode but U+0000, which no SQL text can
@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ims_repo.lexer import Kind, LexError, tokenize
-from ims_repo.loader import parse
+from ims_repo.core.lexer import Kind, LexError, tokenize
+from ims_repo.core.loader import parse
 
 # Any text SQL can carry (no NUL), surrogates excluded: they are not Unicode text.
 SURROGATES: tuple[Literal["Cs"]] = ("Cs",)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ims_repo import loader
+from ims_repo.core import loader
+from ims_repo.core.lexer import Kind, tokenize
+from ims_repo.core.loader import Fragment, QueryFile, ResultKind, parse
 from ims_repo.errors import QueryFileError
-from ims_repo.lexer import Kind, tokenize
-from ims_repo.loader import Fragment, QueryFile, ResultKind, parse
 
 
 def one(sql_body: str, header: str = "-- name: q :many\n-- Does q.\n") -> loader.Statement:

@@ -1,4 +1,4 @@
-"""The yoyo migrations and the runner in ims_repo.migrations, against a real server."""
+"""The yoyo migrations and the runner in ims_repo.services.migrations, against a real server."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 import ims_repo
-from ims_repo import migrations
+from ims_repo.services import migrations
 
 ALL_IDS = [
     "0001.roles",

@@ -20,9 +20,15 @@ import pytest
 # which adds a finder to sys.meta_path. If that import happened inside a pytester run,
 # pytester would unload the module afterwards and leave the finder behind, and the next
 # run's plugin discovery (importlib.metadata) would then find no distributions at all.
-import ims_repo.migrations  # noqa: F401
-from ims_repo import pytest_plugin
-from ims_repo.pytest_plugin import DSN_ENV, PgServer, _find_bindir, _free_port, _why_no_throwaway
+import ims_repo.services.migrations  # noqa: F401
+from ims_repo.faces import pytest_plugin
+from ims_repo.faces.pytest_plugin import (
+    DSN_ENV,
+    PgServer,
+    _find_bindir,
+    _free_port,
+    _why_no_throwaway,
+)
 
 # Helpers shared by the user-side test modules below.
 USER_HEADER = """

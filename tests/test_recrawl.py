@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from ims_repo import Database, InvalidInput, NewIssue, Session, UpsertResult
-from ims_repo.migrations import migrate, rollback
+from ims_repo.services.migrations import migrate, rollback
 from tests.seed import people
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

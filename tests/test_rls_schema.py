@@ -18,7 +18,7 @@ import pytest
 from _scratch import drop_role, new_role_name, scratch_database, url_for
 from psycopg import errors
 
-from ims_repo import migrations
+from ims_repo.services import migrations
 
 ALICE, BOB, ROOT, CAROL = 1, 2, 3, 4  # ROOT is the admin; CAROL has no data
 

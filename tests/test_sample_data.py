@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from ims_repo import Database, NewUser
-from ims_repo import sample_data as sample
-from ims_repo.local_server import PgServer
-from ims_repo.sample_data import Sample, load
+from ims_repo.services import sample_data as sample
+from ims_repo.services.local_server import PgServer
+from ims_repo.services.sample_data import Sample, load
 
 EVERY_KIND = {
     "users": 4,

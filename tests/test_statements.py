@@ -20,9 +20,10 @@ from uuid import UUID
 import pytest
 from pydantic import BaseModel, create_model
 
-from ims_repo import User, loader
-from ims_repo.checks import Problem, check_statements
-from ims_repo.loader import QueryFile
+from ims_repo import User
+from ims_repo.core import loader
+from ims_repo.core.loader import QueryFile
+from ims_repo.services.checks import Problem, check_statements
 
 
 def probe(tmp_path: Path, text: str, name: str = "probe") -> QueryFile:

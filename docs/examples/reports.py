@@ -13,7 +13,7 @@ Usage::
 
 The statements are checked against the schema like the library's own::
 
-    from ims_repo.checks import check_statements
+    from ims_repo.services.checks import check_statements
     assert check_statements(url, files=[reports.SQL]) == []
 """
 

@@ -1,0 +1,62 @@
+"""Typed records: one per table (fields = columns) and a ``New…`` input per writable one."""
+
+from ims_repo.core.records.activity import (
+    AnalyticsDaily,
+    AnalyticsMonthly,
+    AuditLog,
+    NewSearchQuery,
+    NewSessionError,
+    SearchQuery,
+    SessionError,
+)
+from ims_repo.core.records.crawl_sessions import CrawlSession, DurationStats, NewCrawlSession
+from ims_repo.core.records.issues import (
+    Attachment,
+    CrawledIssue,
+    Issue,
+    IssueComment,
+    IssueCrawl,
+    IssueDetail,
+    IssueHistory,
+    NewAttachment,
+    NewIssue,
+    NewIssueComment,
+    NewIssueHistory,
+    NewSessionIssue,
+    SearchHit,
+    SessionIssue,
+    UpsertResult,
+)
+from ims_repo.core.records.users import NewUser, User, UserStats, UserWithSessions
+
+__all__ = [
+    "AnalyticsDaily",
+    "AnalyticsMonthly",
+    "Attachment",
+    "AuditLog",
+    "CrawlSession",
+    "CrawledIssue",
+    "DurationStats",
+    "Issue",
+    "IssueComment",
+    "IssueCrawl",
+    "IssueDetail",
+    "IssueHistory",
+    "NewAttachment",
+    "NewCrawlSession",
+    "NewIssue",
+    "NewIssueComment",
+    "NewIssueHistory",
+    "NewSearchQuery",
+    "NewSessionError",
+    "NewSessionIssue",
+    "NewUser",
+    "SearchHit",
+    "SearchQuery",
+    "SessionError",
+    "SessionIssue",
+    "UpsertResult",
+    "User",
+    "UserStats",
+    "UserWithSessions",
+]

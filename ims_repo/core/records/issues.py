@@ -1,0 +1,226 @@
+"""Records of ``ims.issues`` and its children (comments, history, attachments), shared
+by every user, and the shapes the issue queries return."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from ims_repo.core.records.crawl_sessions import CrawlSession
+from ims_repo.core.records.types import (
+    INDEXED_TEXT_MAX,
+    INPUT_CONFIG,
+    RECORD_CONFIG,
+    JsonObject,
+    Text,
+)
+
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class Issue(BaseModel):
+    """A row of ``ims.issues`` (the stored search vector is not a field)."""
+
+    model_config = RECORD_CONFIG
+
+    issue_pk: int
+    issue_id: str
+    title: str
+    description: str | None
+    product: str
+    module: str | None
+    version: str | None
+    status: str | None
+    priority: str | None
+    severity: str | None
+    reporter: str | None
+    assignee: str | None
+    issue_created_at: datetime | None
+    issue_updated_at: datetime | None
+    url: str | None
+    raw_data: dict[str, object]
+    first_crawled_at: datetime
+    last_crawled_at: datetime
+    crawl_count: int
+
+
+class NewIssue(BaseModel):
+    """An issue as crawled. On an upsert, fields left unset keep their stored value."""
+
+    model_config = INPUT_CONFIG
+
+    issue_id: Text = Field(min_length=1, max_length=INDEXED_TEXT_MAX)
+    title: Text
+    product: Text = Field(min_length=1, max_length=INDEXED_TEXT_MAX)
+    description: Text | None = None
+    module: Text | None = None
+    version: Text | None = None
+    status: Text | None = Field(default=None, max_length=INDEXED_TEXT_MAX)
+    priority: Text | None = None
+    severity: Text | None = None
+    reporter: Text | None = None
+    assignee: Text | None = None
+    issue_created_at: datetime | None = None
+    issue_updated_at: datetime | None = None
+    url: Text | None = None
+    raw_data: JsonObject = Field(default_factory=dict)
+
+
+class IssueComment(BaseModel):
+    """A row of ``ims.issue_comments``."""
+
+    model_config = RECORD_CONFIG
+
+    comment_id: int
+    issue_pk: int
+    author: str | None
+    content: str
+    commented_at: datetime | None
+    comment_order: int | None
+
+
+class NewIssueComment(BaseModel):
+    """A comment to add to an issue (``issue_pk`` is given by ``add_many``'s caller)."""
+
+    model_config = INPUT_CONFIG
+
+    content: Text
+    author: Text | None = None
+    commented_at: datetime | None = None
+    comment_order: int | None = None
+
+
+class IssueHistory(BaseModel):
+    """A row of ``ims.issue_history``: one field change of an issue."""
+
+    model_config = RECORD_CONFIG
+
+    history_id: int
+    issue_pk: int
+    changed_at: datetime
+    changed_by: str | None
+    field_name: str
+    old_value: str | None
+    new_value: str | None
+
+
+class NewIssueHistory(BaseModel):
+    """A field change to record (``changed_at`` defaults to now, in the database)."""
+
+    model_config = INPUT_CONFIG
+
+    field_name: Text = Field(min_length=1)
+    changed_at: datetime | None = None
+    changed_by: Text | None = None
+    old_value: Text | None = None
+    new_value: Text | None = None
+
+
+class Attachment(BaseModel):
+    """A row of ``ims.attachments``; ``session_id`` only records who downloaded it."""
+
+    model_config = RECORD_CONFIG
+
+    attachment_id: int
+    issue_pk: int
+    session_id: int | None
+    filename: str
+    file_type: str | None
+    file_size: int | None
+    storage_path: str | None
+    checksum_sha256: str | None
+    downloaded_at: datetime
+
+
+class NewAttachment(BaseModel):
+    """An attachment to record against an issue."""
+
+    model_config = INPUT_CONFIG
+
+    issue_pk: int
+    filename: Text = Field(min_length=1)
+    session_id: int | None = None
+    file_type: Text | None = None
+    file_size: int | None = Field(default=None, ge=0)
+    storage_path: Text | None = None
+    checksum_sha256: str | None = Field(default=None, pattern=_SHA256)
+    downloaded_at: datetime | None = None
+
+
+class IssueDetail(Issue):
+    """An issue with its comments (by ``comment_order``, then time), history (by time)
+    and attachments, loaded in one statement."""
+
+    comments: list[IssueComment]
+    history: list[IssueHistory]
+    attachments: list[Attachment]
+
+
+class SessionIssue(BaseModel):
+    """A row of ``ims.session_issues``: an issue crawled in a session."""
+
+    model_config = RECORD_CONFIG
+
+    session_id: int
+    issue_pk: int
+    user_id: int
+    crawl_order: int | None
+    crawl_duration_ms: int | None
+    crawled_at: datetime
+
+
+class NewSessionIssue(BaseModel):
+    """A link to add with ``session_issues.link_many`` (``user_id`` comes from the session)."""
+
+    model_config = INPUT_CONFIG
+
+    session_id: int
+    issue_pk: int
+    crawl_order: int | None = None
+    crawl_duration_ms: int | None = Field(default=None, ge=0)
+
+
+class CrawledIssue(BaseModel):
+    """An issue as crawled in one session (``crawl_sessions.issues``), in crawl order."""
+
+    model_config = RECORD_CONFIG
+
+    issue: Issue
+    crawl_order: int | None
+    crawl_duration_ms: int | None
+    crawled_at: datetime
+
+
+class IssueCrawl(BaseModel):
+    """A session that crawled an issue (``issues.sessions``)."""
+
+    model_config = RECORD_CONFIG
+
+    session: CrawlSession
+    crawl_order: int | None
+    crawl_duration_ms: int | None
+    crawled_at: datetime
+
+
+class UpsertResult(BaseModel):
+    """What a bulk upsert did: rows inserted, changed, and re-crawled unchanged."""
+
+    model_config = RECORD_CONFIG
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class SearchHit(BaseModel):
+    """One full-text hit of ``ims.search_issues``, best first."""
+
+    model_config = RECORD_CONFIG
+
+    issue_pk: int
+    issue_id: str
+    title: str
+    product: str
+    status: str | None
+    rank: float

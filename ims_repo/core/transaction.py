@@ -1,0 +1,70 @@
+"""What every transaction of a session begins with: the RLS start-of-transaction plan.
+
+The decision lives here, without I/O; the sync and async sessions only send it. A
+transaction begins, in one pipelined round trip with its first statement, with:
+
+1. ``BEGIN`` — unless the first statement is a read-only named statement met outside a
+   transaction: then the context and the statement form one implicit transaction that
+   ends with the result (one round trip, no ``COMMIT``);
+2. the RLS context, transaction-local (``set_config(…, true)``), *always*, also when it is
+   "nobody": so even a session-level value left by raw SQL is never seen by a later
+   checkout of the same pooled connection;
+3. the session's own ``statement_timeout``, transaction-local too, when it has one.
+
+Commit, rollback, an exception or a lost connection all end the transaction and with it
+the context, so the next checkout of the connection starts with none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ims_repo.core.inputs import check_user_id, timeout_ms
+from ims_repo.core.loader import BoundStatement
+from ims_repo.core.statements.context import SET_CURRENT_USER, SET_STATEMENT_TIMEOUT
+
+BEGIN = "BEGIN"
+
+
+@dataclass(frozen=True)
+class TransactionStart:
+    """The statements that open each transaction of one session (bound once)."""
+
+    user_id: int | None
+    context: BoundStatement
+    timeout: BoundStatement | None
+
+    def opening(self, *, explicit: bool) -> list[tuple[str, Mapping[str, Any] | None]]:
+        """The (text, params) sent before the first statement of a transaction:
+        ``explicit`` adds ``BEGIN`` (everything but a lone read-only statement)."""
+        steps: list[tuple[str, Mapping[str, Any] | None]] = [(BEGIN, None)] if explicit else []
+        steps.append((self.context.text, self.context.params))
+        if self.timeout is not None:
+            steps.append((self.timeout.text, self.timeout.params))
+        return steps
+
+    def with_user(self, user_id: int | None) -> TransactionStart:
+        """The same start with another RLS context."""
+        return TransactionStart(check_user_id(user_id), _context(user_id), self.timeout)
+
+
+def transaction_start(
+    user_id: int | None, *, statement_timeout: float | None = None
+) -> TransactionStart:
+    """The start of every transaction of a session with context ``user_id`` and, when
+    given, its own ``statement_timeout`` (seconds); bad values raise ``InvalidInput``."""
+    checked = check_user_id(user_id)
+    timeout = (
+        None
+        if statement_timeout is None
+        else SET_STATEMENT_TIMEOUT.bind(
+            {"timeout": str(timeout_ms(statement_timeout, "statement_timeout"))}
+        )
+    )
+    return TransactionStart(checked, _context(checked), timeout)
+
+
+def _context(user_id: int | None) -> BoundStatement:
+    return SET_CURRENT_USER.bind({"user_id": user_id})

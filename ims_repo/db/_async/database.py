@@ -1,0 +1,269 @@
+"""The pooled database: where sessions come from.
+
+``AsyncDatabase`` owns a psycopg-pool ``AsyncConnectionPool`` of autocommit connections
+(each session opens its own transactions, see ``runner.py``) and refuses to run as a
+login that would bypass row-level security, unless told to act as the runtime role or
+to bypass on purpose. Its sync twin ``Database`` (generated) opens in its constructor;
+``AsyncDatabase`` opens in ``await db.open()`` or ``async with``.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from time import monotonic
+from types import TracebackType
+from typing import Any, Self
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ims_repo.core.errors import DatabaseUnavailable, InvalidInput, PoolExhausted, UnsafeLogin
+from ims_repo.core.inputs import timeout_ms
+from ims_repo.core.records import UpsertResult
+from ims_repo.db._acompat import AItems
+from ims_repo.db._async import parallel_upsert
+from ims_repo.db._async.session import AsyncSession
+from ims_repo.db.environment import url_from_env
+
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_LOGIN_CHECK = """
+SELECT current_user AS role, rolsuper AS superuser, rolbypassrls AS bypass_rls
+FROM pg_catalog.pg_roles
+WHERE rolname = current_user
+"""
+
+
+class AsyncDatabase:
+    """A pool of connections to one database, handing out RLS-scoped sessions.
+
+    ``url`` is a libpq URL or conninfo string; ``None`` reads ``IMS_DATABASE_URL``, and
+    when that is unset libpq's ``PG*`` variables apply. ``act_as`` names the role every
+    connection switches to at start (``options=-c role=…``), for a login that may do
+    more than the runtime role; ``bypass_rls=True`` allows a login that bypasses RLS
+    (maintenance jobs only).
+
+    ``statement_timeout`` (seconds) caps every statement of every session; it goes in
+    the connection options (``-c statement_timeout=…``), so no reset can lose it. A
+    statement that runs longer raises ``StatementTimeout`` and leaves the connection
+    usable after a rollback. ``timeout`` (seconds) bounds the wait for a free pooled
+    connection: past it, ``session()`` raises ``PoolExhausted`` instead of hanging.
+
+    A lost connection (server restart, network cut) fails the statement that meets it
+    with ``DatabaseUnavailable``, and the pool drops that connection. The caller's next
+    ``session()`` gets a working connection: every connection opened before the loss is
+    tested once (an empty query) at its next checkout and replaced if it is dead too,
+    waiting for the server while it restarts. Healthy checkouts pay no check.
+
+    ``prepare_threshold`` is psycopg's: a statement run that many times on a connection
+    is prepared on the server. ``None`` never prepares, which a transaction-pooling
+    pgbouncer older than 1.21 needs (each transaction may run on another server
+    connection, which lacks the prepared statement); see docs/SECURITY.md.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        act_as: str | None = None,
+        bypass_rls: bool = False,
+        timeout: float = 30.0,
+        name: str = "ims_repo",
+        statement_timeout: float | None = None,
+        prepare_threshold: int | None = 5,
+    ) -> None:
+        self._act_as = act_as
+        self._bypass_rls = bypass_rls
+        self._opened = False
+        # Connection losses seen so far, and for each live connection the count it was
+        # last known good at: a connection older than the last loss is tested once.
+        self._losses = 0
+        self._good_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], int] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.conninfo = _conninfo(url if url is not None else url_from_env())
+        if act_as is not None:
+            if not _ROLE_NAME.match(act_as):
+                raise InvalidInput(f"act_as must be a plain role name, not {act_as!r}")
+            self.conninfo = _with_option(self.conninfo, f"-c role={act_as}")
+        if statement_timeout is not None:
+            milliseconds = timeout_ms(statement_timeout, "statement_timeout")
+            self.conninfo = _with_option(self.conninfo, f"-c statement_timeout={milliseconds}")
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            self.conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            name=name,
+            kwargs={"autocommit": True, "prepare_threshold": prepare_threshold},
+            configure=self._configure,
+            open=False,
+        )
+        if True:  # ASYNC
+            pass  # opened by `await db.open()` or `async with db`
+        else:
+            self.open()
+
+    @classmethod
+    def from_env(cls, **options: Any) -> Self:
+        """A database from ``IMS_DATABASE_URL`` (else libpq's ``PG*`` variables)."""
+        return cls(None, **options)
+
+    async def open(self) -> None:
+        """Connect: check the login once (``UnsafeLogin``, ``DatabaseUnavailable``), then
+        open the pool. Opening an open database does nothing."""
+        if self._opened:
+            return
+        try:
+            connection = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+        except psycopg.OperationalError as error:
+            message = " ".join(str(error).split())
+            raise DatabaseUnavailable(f"cannot connect to the database: {message}") from error
+        async with connection:
+            await self._check_login(connection)
+        await self._pool.open()
+        self._opened = True
+
+    @asynccontextmanager
+    async def session(
+        self, user_id: int | None = None, *, statement_timeout: float | None = None
+    ) -> AsyncIterator[AsyncSession]:
+        """A session on one pooled connection with the RLS context ``user_id``.
+
+        Leaving the block commits; an exception (also a cancelled task) rolls back and
+        propagates. ``statement_timeout`` (seconds) caps each statement of this session
+        only: it is set transaction-locally with the context, so it never reaches the
+        next checkout.
+        """
+        connection = await self._checkout()
+        try:
+            session = AsyncSession(connection, user_id, statement_timeout=statement_timeout)
+            try:
+                yield session
+            except BaseException:
+                await session.close(failed=True)
+                raise
+            await session.close(failed=False)
+        finally:
+            if connection.broken:
+                # The server went away (restart, network cut), maybe for every connection:
+                # the pool drops this one, the others are tested at their next checkout.
+                self._losses += 1
+            await self._pool.putconn(connection)
+
+    async def upsert_issues(
+        self,
+        issues: AItems[Any],
+        *,
+        user_id: int | None = None,
+        connections: int = 2,
+        batch_size: int = 5000,
+    ) -> UpsertResult:
+        """``s.issues.upsert_many`` over ``connections`` sessions at once, for a bulk
+        ingest that one connection cannot feed fast enough (the server works on each
+        connection with one core). Each session has the context ``user_id``.
+
+        Items are dealt to the sessions by a stable hash of their ``issue_id``, so the
+        items of one issue stay on one connection, in order (the merge rules of
+        ``upsert_many`` hold). Each session commits every batch it writes: this is not
+        one transaction. When an item is refused (``InvalidInput``, naming its position
+        in ``issues``) or a session fails, the others stop after their current batch
+        and the error is raised here; the batches committed before stay committed (a
+        re-run of the same input is safe: an item already stored counts one more crawl
+        and changes nothing else). The pool needs ``connections`` free connections.
+        Memory holds a few batches per connection, whatever the input's length.
+        """
+        return await parallel_upsert.upsert_issues(
+            lambda: self.session(user_id=user_id),
+            issues,
+            connections=connections,
+            batch_size=batch_size,
+        )
+
+    async def close(self) -> None:
+        """Close every connection of the pool."""
+        await self._pool.close()
+
+    async def _checkout(self) -> psycopg.AsyncConnection[Any]:
+        """A working connection from the pool; ``PoolExhausted`` after ``timeout`` s."""
+        await self.open()
+        deadline = monotonic() + self._pool.timeout
+        try:
+            while True:
+                connection = await self._pool.getconn(max(deadline - monotonic(), 0.0))
+                losses = self._losses
+                if self._good_at.get(connection, -1) >= losses:
+                    return connection
+                try:  # opened before the last loss: make sure it survived it
+                    await connection.execute("")
+                except psycopg.Error:
+                    await self._pool.putconn(connection)  # broken: the pool replaces it
+                    continue
+                self._good_at[connection] = losses
+                return connection
+        except PoolTimeout as error:
+            stats = self._pool.get_stats()
+            in_use = stats.get("pool_size", 0) - stats.get("pool_available", 0)
+            why = (
+                f"all {self._pool.max_size} connections are in use"
+                if in_use >= self._pool.max_size
+                else f"{in_use} of {self._pool.max_size} connections are in use and no new "
+                "one could be opened (is the server up?)"
+            )
+            raise PoolExhausted(
+                f"no connection of pool {self._pool.name!r} became free within "
+                f"{self._pool.timeout:g} s: {why}. Return sessions sooner, raise "
+                "max_size, or pass a longer timeout."
+            ) from error
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _configure(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        """Set up a new pooled connection: refuse an unsafe login, mark it good."""
+        await self._check_login(connection)
+        self._good_at[connection] = self._losses
+
+    async def _check_login(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        """Fail closed: refuse a connection whose role would see every row."""
+        row = await (await connection.execute(_LOGIN_CHECK)).fetchone()
+        role, superuser, bypass_rls = row if row is not None else ("?", True, True)
+        if self._act_as is not None and role != self._act_as:
+            raise UnsafeLogin(f"connection runs as {role!r}, not as act_as={self._act_as!r}")
+        if (superuser or bypass_rls) and not self._bypass_rls:
+            what = "a superuser" if superuser else "a BYPASSRLS role"
+            raise UnsafeLogin(
+                f"the login {role!r} is {what}, so row-level security would not apply. "
+                "Connect as a runtime login (`ims-repo grant-login NAME` creates one), "
+                "or pass act_as='ims_app' to run as the runtime role, or bypass_rls=True "
+                "for a maintenance job that must see every row."
+            )
+
+
+def _conninfo(url: str) -> str:
+    try:
+        return make_conninfo(url)
+    except psycopg.ProgrammingError as error:
+        raise InvalidInput(f"not a valid database URL: {error}") from error
+
+
+def _with_option(conninfo: str, option: str) -> str:
+    """``conninfo`` with ``option`` (``-c name=value``) added to its server options."""
+    options = conninfo_to_dict(conninfo).get("options") or ""
+    return make_conninfo(conninfo, options=f"{options} {option}".strip())
+
+

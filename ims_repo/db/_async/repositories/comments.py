@@ -1,0 +1,106 @@
+"""``s.comments``: comments of issues (``queries/comments.sql``), shared by every user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel
+
+from ims_repo.core.filters import After, Column, FilterSet
+from ims_repo.core.records import IssueComment, NewIssueComment
+from ims_repo.core.records.types import validate_all, validate_changes, validate_input
+from ims_repo.core.statements.comments import (
+    ADD_MANY,
+    CREATE,
+    DELETE,
+    FIND,
+    FOR_ISSUE,
+    GET,
+    UPDATE,
+)
+from ims_repo.db._async.repositories.base import AsyncRepository, bind_find
+
+M = TypeVar("M", bound=BaseModel)
+
+
+FILTERS = FilterSet(
+    columns={
+        "comment_id": Column(int),
+        "issue_pk": Column(int),
+        "author": Column(str, nullable=True),
+        "content": Column(str, sortable=False),
+        "commented_at": Column(datetime, nullable=True),
+        "comment_order": Column(int, nullable=True),
+    },
+    key="comment_id",
+)
+"""``find`` filters, in the forms of ``ims_repo.core.filters``: ``comment_id``, ``issue_pk``,
+``author`` (``author_like=``, ``has_author=``), ``content`` (``content_like=``; not a sort
+key), ``commented_at`` (``commented_at_from=``/``_to=``, ``has_commented_at=``) and
+``comment_order`` (``has_comment_order=``)."""
+
+UPDATABLE = tuple(NewIssueComment.model_fields)
+
+
+class AsyncCommentRepository(AsyncRepository):
+    """Comments of issues: shared, and deleted with their issue."""
+
+    async def get(self, comment_id: int) -> IssueComment | None:
+        """The comment with this id, or None."""
+        return await self._session.fetch_one(GET.bind({"comment_id": comment_id}), IssueComment)
+
+    async def for_issue(self, issue_pk: int) -> list[IssueComment]:
+        """The issue's comments by ``comment_order`` (unordered ones last), then time."""
+        return await self._session.fetch_all(FOR_ISSUE.bind({"issue_pk": issue_pk}), IssueComment)
+
+    async def find(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        after: After | None = None,
+        **filters: Any,
+    ) -> list[IssueComment]:
+        """Comments matching ``filters`` (see ``FILTERS``), ordered by ``order_by`` keys
+        (``-key`` descending; default ``comment_id``); no ``limit`` returns all."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
+        return await self._session.fetch_all(bound, IssueComment)
+
+    async def create(self, issue_pk: int, new: NewIssueComment | Mapping[str, Any]) -> IssueComment:
+        """Add a comment to the issue; ``ForeignKeyViolation`` if there is no such issue."""
+        comment = validate_input(NewIssueComment, new)
+        bound = CREATE.bind({"issue_pk": issue_pk, **comment.model_dump()})
+        created = await self._session.fetch_one(bound, IssueComment)
+        assert created is not None  # INSERT … RETURNING gives the row
+        return created
+
+    async def update(self, comment_id: int, /, **fields: Any) -> IssueComment:
+        """Change the given fields (not ``issue_pk``); ``NotFound`` if there is no such
+        comment."""
+        changes = validate_changes(NewIssueComment, fields, allowed=UPDATABLE)
+        return await self._update(
+            UPDATE, IssueComment, "issue_comments", ("comment_id", comment_id), changes
+        )
+
+    async def delete(self, comment_id: int) -> bool:
+        """Remove a comment; False if there was none."""
+        return await self._session.run(DELETE.bind({"comment_id": comment_id})) > 0
+
+    async def add_many(
+        self, issue_pk: int, comments: Iterable[NewIssueComment | Mapping[str, Any]]
+    ) -> int:
+        """Add all ``comments`` to the issue in one statement; how many were added.
+
+        Every item is validated first: one bad item raises ``InvalidInput`` naming its
+        position, and nothing is sent. The statement itself is all or nothing, and the
+        comments get ids in the order given. An empty list sends nothing and returns 0.
+        """
+        items = validate_all(NewIssueComment, comments, "comments")
+        if not items:
+            return 0
+        document = Jsonb([item.model_dump(mode="json") for item in items])
+        return await self._session.run(ADD_MANY.bind({"issue_pk": issue_pk, "comments": document}))

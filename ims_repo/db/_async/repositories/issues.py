@@ -1,0 +1,358 @@
+"""``s.issues``: issues as crawled from the IMS (``queries/issues.sql``).
+
+Issues are shared by every user. A re-crawl stores an issue with ``upsert`` or, in bulk,
+``upsert_many``, which streams its input through COPY in batches; both keep the stored
+value of every field the crawl left unset, keep ``first_crawled_at`` and move
+``last_crawled_at`` and ``crawl_count``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from pydantic import TypeAdapter
+
+from ims_repo.core.errors import InvalidInput, TransactionConflict
+from ims_repo.core.filters import After, Column, FilterSet
+from ims_repo.core.inputs import as_list, iterable_of_items, positive_int
+from ims_repo.core.records import (
+    CrawlSession,
+    Issue,
+    IssueCrawl,
+    IssueDetail,
+    NewIssue,
+    UpsertResult,
+)
+from ims_repo.core.records.types import Text, validate_changes, validate_input, validate_value
+from ims_repo.core.staging import HASH_TYPES, STAGE_TYPES, Batch, add_results
+from ims_repo.core.statements.issues import (
+    ADD_MISSING_CRAWLS,
+    CLEAR_HASH_STAGE,
+    CLEAR_UPSERT_STAGE,
+    COPY_HASH_STAGE,
+    COPY_UPSERT_STAGE,
+    COUNT,
+    COUNT_BY_PRODUCT,
+    CRAWL_UNCHANGED,
+    CREATE,
+    CREATE_HASH_STAGE,
+    CREATE_UPSERT_STAGE,
+    DELETE,
+    DETAIL,
+    FIND,
+    FIND_DETAILED,
+    GET,
+    GET_BY_ISSUE_ID,
+    REPLACE_STATUS,
+    SESSIONS,
+    SET_STATUS,
+    UPDATE,
+    UPDATE_MANY,
+    UPSERT,
+    UPSERT_STAGED,
+)
+from ims_repo.db._acompat import AItems, abatches
+from ims_repo.db._async.repositories.base import AsyncRepository, bind_find, changes_document
+
+FILTERS = FilterSet(
+    columns={
+        "issue_pk": Column(int),
+        "issue_id": Column(str),
+        "title": Column(str),
+        "product": Column(str),
+        "module": Column(str, nullable=True),
+        "version": Column(str, nullable=True),
+        "status": Column(str, nullable=True),
+        "priority": Column(str, nullable=True),
+        "severity": Column(str, nullable=True),
+        "reporter": Column(str, nullable=True),
+        "assignee": Column(str, nullable=True),
+        "issue_created_at": Column(datetime, nullable=True),
+        "issue_updated_at": Column(datetime, nullable=True),
+        "first_crawled_at": Column(datetime),
+        "last_crawled_at": Column(datetime),
+        "crawl_count": Column(int),
+    },
+    key="issue_pk",
+)
+"""``find``/``count``/``find_detailed`` filters, in the forms of ``ims_repo.core.filters``:
+``issue_pk``, ``issue_id``, ``title``, ``product`` (``=``, ``_not``, ``_in``, ``_like``);
+``module``, ``version``, ``status``, ``priority``, ``severity``, ``reporter``,
+``assignee`` (the same, and ``has_<column>=True/False``); ``issue_created_at``,
+``issue_updated_at`` (``_from``/``_to``, ``has_``); ``first_crawled_at``,
+``last_crawled_at`` (``_from``/``_to``); ``crawl_count``. Each is also an ``order_by``
+key; the default order is ``issue_pk``."""
+
+UPDATABLE = tuple(name for name in NewIssue.model_fields if name != "issue_id")
+"""Fields ``update``/``update_many`` may change: every crawled field but the IMS id
+(the natural key re-crawls upsert on). The crawl bookkeeping moves only on upserts."""
+
+_ALL_FIELDS = frozenset(NewIssue.model_fields)
+_BATCH_ATTEMPTS = 3
+_SESSION_FIELDS = tuple(CrawlSession.model_fields)
+_KEY = TypeAdapter(int)
+_KEYS = TypeAdapter(list[int])
+_TEXT = TypeAdapter(Text)
+
+IssueInput = NewIssue | Mapping[str, Any]
+"""An issue to store: a record, or a mapping of its fields (validated as ``NewIssue``)."""
+
+
+class AsyncIssueRepository(AsyncRepository):
+    """Issues: shared by every user; crawled, re-crawled, searched."""
+
+    async def get(self, issue_pk: int) -> Issue | None:
+        """The issue with this surrogate key, or None."""
+        bound = GET.bind({"issue_pk": validate_value(_KEY, issue_pk, "issue_pk")})
+        return await self._session.fetch_one(bound, Issue)
+
+    async def get_by_issue_id(self, issue_id: str) -> Issue | None:
+        """The issue with this IMS id (e.g. ``SAMPLE-001``), or None."""
+        bound = GET_BY_ISSUE_ID.bind({"issue_id": validate_value(_TEXT, issue_id, "issue_id")})
+        return await self._session.fetch_one(bound, Issue)
+
+    async def find(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        after: After | None = None,
+        **filters: Any,
+    ) -> list[Issue]:
+        """Issues matching ``filters`` (see ``FILTERS``), ordered by ``order_by`` keys
+        (``-key`` descending; default ``issue_pk``); no ``limit`` returns all.
+
+        ``after=page[-1]`` gives the page after that row (keyset paging, as cheap deep
+        as the first page; see ``ims_repo.core.filters.After``); ``offset`` skips rows."""
+        bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
+        return await self._session.fetch_all(bound, Issue)
+
+    async def count(self, **filters: Any) -> int:
+        """How many issues match ``filters`` (those of ``find``)."""
+        bound = COUNT.bind({}, filters=FILTERS.where(filters))
+        return int(await self._session.fetch_value(bound))
+
+    async def count_by_product(self) -> dict[str, int]:
+        """How many issues each product has, by product name."""
+        rows = await self._session.fetch_rows(COUNT_BY_PRODUCT.bind({}))
+        return {row["product"]: int(row["issues"]) for row in rows}
+
+    async def create(self, new: IssueInput) -> Issue:
+        """Add an issue; ``Duplicate`` when its ``issue_id`` is already stored (a
+        re-crawl should use ``upsert``)."""
+        issue = validate_input(NewIssue, new)
+        params = issue.model_dump()
+        params["raw_data"] = Jsonb(issue.raw_data)
+        created = await self._session.fetch_one(CREATE.bind(params), Issue)
+        assert created is not None  # INSERT … RETURNING gives the row
+        return created
+
+    async def update(self, issue_pk: int, /, **fields: Any) -> Issue:
+        """Change the given fields (any of ``UPDATABLE``); ``NotFound`` if there is no
+        such issue. An edit, not a crawl: ``last_crawled_at``/``crawl_count`` stay."""
+        key = validate_value(_KEY, issue_pk, "issue_pk")
+        changes = validate_changes(NewIssue, fields, allowed=UPDATABLE)
+        return await self._update(UPDATE, Issue, "issues", ("issue_pk", key), changes)
+
+    async def delete(self, issue_pk: int) -> bool:
+        """Remove an issue with its comments, history and attachments; False if there
+        was none. ``ForeignKeyViolation`` while any crawl session links it, also one the
+        caller cannot see (nothing is deleted through another user's rows)."""
+        bound = DELETE.bind({"issue_pk": validate_value(_KEY, issue_pk, "issue_pk")})
+        return await self._session.run(bound) > 0
+
+    async def set_status(self, issue_pks: Sequence[int], status: str) -> int:
+        """Give the listed issues ``status``; how many changed (issues that already
+        have it, or do not exist, are not counted). An empty list sends nothing."""
+        keys = validate_value(_KEYS, as_list(issue_pks, "issue_pks"), "issue_pks")
+        checked = _status(status, "status")
+        if not keys:
+            return 0
+        return await self._session.run(SET_STATUS.bind({"issue_pks": keys, "status": checked}))
+
+    async def replace_status(self, old: str, new: str) -> int:
+        """The guide's bulk update (status ``New`` → ``Open``): every issue with status
+        ``old`` gets ``new``; how many changed."""
+        bound = REPLACE_STATUS.bind(
+            {"old": validate_value(_TEXT, old, "old"), "new": _status(new, "new")}
+        )
+        return await self._session.run(bound)
+
+    async def update_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """The guide's ``bulk_update_mappings``, in one statement: each mapping has
+        ``issue_pk`` and the fields to change (validated like ``update``); fields a
+        mapping leaves out keep their value. Returns how many issues changed (missing
+        issues and unchanged values are not counted).
+
+        Mappings for the same ``issue_pk`` apply in order (a later one's fields win),
+        as separate updates would. Every mapping is checked before anything is sent.
+        """
+        merged: dict[int, dict[str, Any]] = {}
+        for index, row in enumerate(iterable_of_items(rows, "rows")):
+            if not isinstance(row, Mapping):
+                raise InvalidInput(f"rows[{index}] must be a mapping, not {type(row).__name__}")
+            fields = dict(row)
+            if "issue_pk" not in fields:
+                raise InvalidInput(f"rows[{index}] has no issue_pk")
+            key = validate_value(_KEY, fields.pop("issue_pk"), f"rows[{index}].issue_pk")
+            try:
+                changes = validate_changes(NewIssue, fields, allowed=UPDATABLE)
+            except InvalidInput as error:
+                raise InvalidInput(f"rows[{index}]: {error}") from error
+            merged.setdefault(key, {}).update(changes)
+        if not merged:
+            return 0
+        document = Jsonb(
+            [
+                {"issue_pk": key, "changes": changes_document(changes).obj}
+                for key, changes in merged.items()
+            ]
+        )
+        return await self._session.run(UPDATE_MANY.bind({"rows": document}))
+
+    async def upsert(self, new: IssueInput) -> Issue:
+        """Store a crawled issue: insert it, or update the stored one with the same
+        ``issue_id``. Fields the input leaves unset (not given to ``NewIssue``) keep
+        their stored value (a new row gets the default); a stored issue whose content
+        would not change is not rewritten. ``first_crawled_at`` is kept,
+        ``last_crawled_at`` moves to the statement's time and ``crawl_count`` goes up 1.
+        """
+        issue = validate_input(NewIssue, new)
+        params = issue.model_dump()
+        params["raw_data"] = Jsonb(issue.raw_data)
+        given = issue.model_fields_set
+        params["set_fields"] = None if given >= _ALL_FIELDS else sorted(given)
+        stored = await self._session.fetch_one(UPSERT.bind(params), Issue)
+        assert stored is not None  # the row written, or the stored one
+        return stored
+
+    async def upsert_many(
+        self, issues: AItems[IssueInput], *, batch_size: int = 5000
+    ) -> UpsertResult:
+        """Store many crawled issues with ``upsert``'s semantics, streaming.
+
+        The iterable is consumed ``batch_size`` items at a time, so memory holds one
+        batch whatever the input's length. Per batch, two steps (see
+        ``issue_staging``): every item's digest is sent first, and the issues whose
+        stored digest matches (stored by an earlier ``upsert_many`` of the same item,
+        and not changed since) only have their crawl bookkeeping moved; the other items
+        are validated (``InvalidInput`` names the item's position, and nothing of that
+        batch is written), COPYed into a temporary staging table and written by one
+        ``INSERT … SELECT … ON CONFLICT`` statement that skips stored issues whose
+        content would not change. Everything runs in the session's current
+        transaction: the block's end commits it all, an exception rolls it all back. A
+        caller who wants to commit as it goes calls ``s.commit()`` between chunks it
+        passes to ``upsert_many``, or from its generator between batches (when it has
+        yielded a multiple of ``batch_size`` items). ``Database.upsert_issues`` spreads
+        the batches over several connections.
+
+        The same ``issue_id`` twice in one batch is merged in order before the COPY, as
+        if the items had been upserted one after the other: each field takes the value
+        of the last item that set it (so the last wins), and ``crawl_count`` goes up once
+        per item, so the stored result does not depend on ``batch_size``.
+
+        Returns the rows ``inserted``, ``updated`` (some content field changed) and
+        ``unchanged`` (only ``last_crawled_at``/``crawl_count`` moved), counting a
+        merged ``issue_id`` once per batch.
+        """
+        size = positive_int(batch_size, "batch_size")
+        items = iterable_of_items(issues, "issues")
+        total = UpsertResult(inserted=0, updated=0, unchanged=0)
+        start = 0
+        async for batch in abatches(items, size):
+            positions = range(start, start + len(batch))
+            total = add_results(total, await self.upsert_batch(Batch(batch, positions)))
+            start += len(batch)
+        return total
+
+    async def upsert_batch(self, batch: Batch) -> UpsertResult:
+        """Write one batch of ``upsert_many`` (its two steps) in the current transaction,
+        in a savepoint: an item refused in the second step undoes the first, and a batch
+        chosen as a deadlock victim is undone and written again (at most
+        ``_BATCH_ATTEMPTS`` times), so the rest of the transaction is kept."""
+        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+            try:
+                async with self._session.savepoint():
+                    return await self._write_batch(batch)
+            except TransactionConflict:
+                if attempt == _BATCH_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write_batch(self, batch: Batch) -> UpsertResult:
+        settled = await self._crawl_unchanged(batch)
+        rows = batch.stage_rows(settled, self._session.time_zone, Jsonb)
+        unchanged = UpsertResult(inserted=0, updated=0, unchanged=len(settled))
+        if not rows:
+            return unchanged
+        # Per batch: a caller may commit between batches (the stage goes with it).
+        await self._session.run(CREATE_UPSERT_STAGE.bind({}))
+        await self._session.copy_rows(COPY_UPSERT_STAGE.bind({}), rows, types=STAGE_TYPES)
+        written = await self._session.fetch_one(UPSERT_STAGED.bind({}), UpsertResult)
+        assert written is not None  # an aggregate always returns one row
+        await self._session.run(CLEAR_UPSERT_STAGE.bind({}))
+        return add_results(written, unchanged)
+
+    async def _crawl_unchanged(self, batch: Batch) -> list[str]:
+        """Step 1: lock the bookkeeping of the batch's stored issues; return the
+        issue_ids whose items are as stored (their bookkeeping moved)."""
+        rows = batch.digest_rows()
+        if not rows:
+            return []
+        await self._session.run(CREATE_HASH_STAGE.bind({}))
+        await self._session.copy_rows(COPY_HASH_STAGE.bind({}), rows, types=HASH_TYPES)
+        await self._session.run(ADD_MISSING_CRAWLS.bind({}))
+        found = await self._session.fetch_rows(CRAWL_UNCHANGED.bind({}))
+        settled = [row["issue_id"] for row in found]
+        await self._session.run(CLEAR_HASH_STAGE.bind({}))
+        return settled
+
+    async def detail(self, issue_id: str) -> IssueDetail | None:
+        """The issue with this IMS id with its comments (by ``comment_order``, then
+        time), history (by time) and attachments, in one statement; or None."""
+        bound = DETAIL.bind({"issue_id": validate_value(_TEXT, issue_id, "issue_id")})
+        found = await self._session.fetch_json(bound, IssueDetail)
+        return found[0] if found else None
+
+    async def find_detailed(
+        self,
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        after: After | None = None,
+        **filters: Any,
+    ) -> list[IssueDetail]:
+        """``find`` with each issue's comments, history and attachments (ordered as in
+        ``detail``), in one statement: no query per issue."""
+        bound = bind_find(FIND_DETAILED, FILTERS, filters, order_by, limit, offset, after)
+        return await self._session.fetch_json(bound, IssueDetail)
+
+    async def sessions(self, issue_pk: int) -> list[IssueCrawl]:
+        """The crawl sessions that crawled this issue and the context may see (its
+        own; an admin, all), each with the link's order, duration and time, by
+        ``session_id``."""
+        bound = SESSIONS.bind({"issue_pk": validate_value(_KEY, issue_pk, "issue_pk")})
+        return [
+            IssueCrawl(
+                session=CrawlSession.model_validate({name: row[name] for name in _SESSION_FIELDS}),
+                crawl_order=row["crawl_order"],
+                crawl_duration_ms=row["crawl_duration_ms"],
+                crawled_at=row["crawled_at"],
+            )
+            for row in await self._session.fetch_rows(bound)
+        ]
+
+
+def _status(value: Any, name: str) -> str:
+    """A status to write: text (not None), valid as ``NewIssue.status``."""
+    checked = validate_value(_TEXT, value, name)
+    try:
+        changes = validate_changes(NewIssue, {"status": checked}, allowed=("status",))
+    except InvalidInput as error:
+        raise InvalidInput(f"{name}: {error}") from error
+    return str(changes["status"])

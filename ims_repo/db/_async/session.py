@@ -1,0 +1,81 @@
+"""A session: one pooled connection, one transaction at a time, one RLS context, and
+the repositories (``s.users``, ``s.issues``, …) that run their named statements on it.
+
+How statements run and how the context is kept from leaking: ``runner.py``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from ims_repo.db._async.repositories.analytics import AsyncAnalyticsRepository
+from ims_repo.db._async.repositories.attachments import AsyncAttachmentRepository
+from ims_repo.db._async.repositories.audit import AsyncAuditRepository
+from ims_repo.db._async.repositories.comments import AsyncCommentRepository
+from ims_repo.db._async.repositories.crawl_sessions import AsyncCrawlSessionRepository
+from ims_repo.db._async.repositories.history import AsyncHistoryRepository
+from ims_repo.db._async.repositories.issues import AsyncIssueRepository
+from ims_repo.db._async.repositories.search import AsyncSearchRepository
+from ims_repo.db._async.repositories.search_queries import AsyncSearchQueryRepository
+from ims_repo.db._async.repositories.session_errors import AsyncSessionErrorRepository
+from ims_repo.db._async.repositories.session_issues import AsyncSessionIssueRepository
+from ims_repo.db._async.repositories.users import AsyncUserRepository
+from ims_repo.db._async.runner import AsyncRunner
+
+
+class AsyncSession(AsyncRunner):
+    """Runs named statements for one caller; obtained from ``db.session()``.
+
+    The repositories (``s.users``, ``s.crawl_sessions``, …) are attributes; ``execute``
+    runs raw SQL; ``commit``/``rollback`` end the current transaction early and the
+    context holds for the rest of the block; ``savepoint()`` lets a statement fail
+    without aborting the transaction.
+    """
+
+    @cached_property
+    def users(self) -> AsyncUserRepository:
+        return AsyncUserRepository(self)
+
+    @cached_property
+    def crawl_sessions(self) -> AsyncCrawlSessionRepository:
+        return AsyncCrawlSessionRepository(self)
+
+    @cached_property
+    def issues(self) -> AsyncIssueRepository:
+        return AsyncIssueRepository(self)
+
+    @cached_property
+    def session_issues(self) -> AsyncSessionIssueRepository:
+        return AsyncSessionIssueRepository(self)
+
+    @cached_property
+    def comments(self) -> AsyncCommentRepository:
+        return AsyncCommentRepository(self)
+
+    @cached_property
+    def history(self) -> AsyncHistoryRepository:
+        return AsyncHistoryRepository(self)
+
+    @cached_property
+    def attachments(self) -> AsyncAttachmentRepository:
+        return AsyncAttachmentRepository(self)
+
+    @cached_property
+    def search_queries(self) -> AsyncSearchQueryRepository:
+        return AsyncSearchQueryRepository(self)
+
+    @cached_property
+    def session_errors(self) -> AsyncSessionErrorRepository:
+        return AsyncSessionErrorRepository(self)
+
+    @cached_property
+    def analytics(self) -> AsyncAnalyticsRepository:
+        return AsyncAnalyticsRepository(self)
+
+    @cached_property
+    def audit(self) -> AsyncAuditRepository:
+        return AsyncAuditRepository(self)
+
+    @cached_property
+    def search(self) -> AsyncSearchRepository:
+        return AsyncSearchRepository(self)

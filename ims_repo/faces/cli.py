@@ -1,0 +1,506 @@
+"""The ``ims-repo`` command line.
+
+Every command takes ``--database URL`` (default ``IMS_DATABASE_URL``, else libpq's
+``PG*`` variables). Commands are plain click commands on the ``main`` group; other
+modules add theirs with ``@main.command()`` (and read the URL with
+:func:`database_option` and :func:`database_url`) or ``main.add_command(...)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import click
+import psycopg
+
+from ims_repo.core.errors import ImsRepoError, UnsafeLogin
+from ims_repo.db import Database
+from ims_repo.services import migrations
+from ims_repo.services.importer import (
+    DEFAULT_BATCH_SIZE,
+    SHOWN_REJECTS,
+    ImportFailed,
+    ImportReport,
+    Source,
+    import_file,
+    summary,
+)
+
+__all__ = ["database_option", "database_url", "errors_as_click", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_option(func: F) -> F:
+    """The ``--database URL`` option every command takes (stored in ``ctx.obj``).
+
+    Accepted on the group and on each command; the value given last wins. There is no
+    click ``envvar``: the fallback to ``IMS_DATABASE_URL`` happens in
+    :func:`database_url`, so an environment value never overrides an explicit option.
+    """
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            ctx.ensure_object(dict)["database"] = value
+        return value
+
+    return click.option(
+        "--database",
+        "database",
+        metavar="URL",
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=remember,
+        help="libpq connection URL [default: $IMS_DATABASE_URL, else the PG* variables].",
+    )(func)
+
+
+def database_url(ctx: click.Context | None = None) -> str:
+    """The database URL given to the group or the current command (or the env fallback)."""
+    ctx = ctx or click.get_current_context()
+    obj = ctx.find_object(dict)
+    explicit = obj.get("database") if obj else None
+    return migrations.database_url(explicit)
+
+
+@contextmanager
+def errors_as_click() -> Iterator[None]:
+    """Turn expected failures into a clear message and exit status 1 (no traceback)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        message = str(exc).strip() or type(exc).__name__
+        raise click.ClickException(f"database error: {message}") from exc
+    except (ValueError, LookupError, migrations.MigrationError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(name="ims-repo", context_settings={"help_option_names": ["-h", "--help"]})
+@database_option
+def main() -> None:
+    """IMS crawler database: migrations, roles and named SQL statements."""
+
+
+@main.command()
+@database_option
+def migrate() -> None:
+    """Apply every pending migration."""
+    with errors_as_click():
+        applied = migrations.migrate(database_url())
+    if applied:
+        for migration_id in applied:
+            click.echo(f"applied {migration_id}")
+        click.echo(f"{len(applied)} migration(s) applied")
+    else:
+        click.echo("nothing to apply: the schema is up to date")
+
+
+@main.command()
+@database_option
+@click.option(
+    "--count",
+    "count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Roll back the last N applied migrations [default: 1].",
+)
+@click.option("--all", "all_", is_flag=True, help="Roll back every applied migration.")
+def rollback(count: int | None, all_: bool) -> None:
+    """Roll back the most recent migration (or --count N, or --all)."""
+    if all_ and count is not None:
+        raise click.UsageError("give either --count or --all, not both")
+    with errors_as_click():
+        undone = migrations.rollback(database_url(), None if all_ else (count or 1))
+    if undone:
+        for migration_id in undone:
+            click.echo(f"rolled back {migration_id}")
+        click.echo(f"{len(undone)} migration(s) rolled back")
+    else:
+        click.echo("nothing to roll back")
+
+
+@main.command()
+@database_option
+def status() -> None:
+    """List the migrations and whether each is applied."""
+    with errors_as_click():
+        rows = migrations.status(database_url())
+    for migration_id, applied in rows:
+        click.echo(f"{'applied' if applied else 'pending':8} {migration_id}")
+    pending = sum(1 for _, applied in rows if not applied)
+    click.echo(f"{len(rows) - pending} applied, {pending} pending")
+
+
+@main.command("grant-login")
+@database_option
+@click.argument("name")
+@click.option(
+    "--password",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Set this password; --password alone prompts for it (keeps it out of shell history).",
+)
+def grant_login(name: str, password: str | None) -> None:
+    """Create (or fix up) login NAME as a runtime login: LOGIN, member of ims_app."""
+    if password == "":
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with errors_as_click():
+        migrations.grant_login(database_url(), name, password)
+    click.echo(f"login {name} is a member of {migrations.APP_ROLE} (runtime role)")
+
+
+@main.command("set-role")
+@database_option
+@click.argument("username")
+@click.argument("role", type=click.Choice(migrations.USER_ROLES))
+def set_role(username: str, role: str) -> None:
+    """Make USERNAME an admin or an ordinary user (the owner's path)."""
+    with errors_as_click():
+        migrations.set_role(database_url(), username, role)
+    click.echo(f"user {username} now has role {role}")
+
+
+@main.command()
+@database_option
+@click.option(
+    "--private-server",
+    is_flag=True,
+    help="Run on a private PostgreSQL started from the local binaries (data in .ims-pg/), "
+    "as when no server is configured or the configured one does not answer.",
+)
+def demo(private_server: bool) -> None:
+    """Migrate, load a small data set and walk through the layer, printing each step."""
+    from ims_repo.core.errors import ImsRepoError
+    from ims_repo.services import demo as demo_module
+
+    try:
+        with errors_as_click():
+            demo_module.run(database_url(), echo=click.echo, private_server=private_server)
+    except ImsRepoError as error:
+        raise click.ClickException(str(error)) from error
+
+
+# --- for DBAs: the named statements ---------------------------------------------------
+
+
+@main.command()
+@database_option
+@click.argument("name", required=False)
+def queries(name: str | None) -> None:
+    """List every named statement, or print statement NAME as written.
+
+    NAME is file.name (users.get_by_username) or a name only one file has
+    (get_by_username). Needs no database.
+    """
+    from ims_repo.core import loader
+
+    files = loader.packaged_files()
+    if name is None:
+        rows = [
+            (statement.label, f":{statement.kind.value}", statement.location, statement.doc)
+            for query_file in files
+            for statement in query_file.statements.values()
+        ]
+        widths = [max(len(row[column]) for row in rows) for column in range(3)]
+        for label, kind, location, doc in rows:
+            click.echo(
+                f"{label:{widths[0]}}  {kind:{widths[1]}}  {location:{widths[2]}}  "
+                f"{_first_sentence(doc)}"
+            )
+        click.echo(f"{len(rows)} statements in {len(files)} files")
+        return
+    from ims_repo.services.explain import find_statement
+
+    with errors_as_click():
+        statement = find_statement(name, files)
+    path = loader.load(Path(statement.file).stem).path
+    click.echo(f"-- {_shown_path(path)}:{statement.line}")
+    click.echo(_as_written(path, statement.line))
+
+
+@main.command()
+@database_option
+@click.argument("name")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Use VALUE (text, cast by the server) for parameter :NAME; repeatable.",
+)
+@click.option("--null", "nulls", multiple=True, metavar="NAME", help="Pass NULL for :NAME.")
+@click.option(
+    "--user",
+    "user_id",
+    type=int,
+    default=None,
+    metavar="ID",
+    help="Plan in this user's RLS context (ims.set_current_user) [default: none].",
+)
+@click.option(
+    "--analyze",
+    is_flag=True,
+    help="EXPLAIN (ANALYZE, BUFFERS): run it, in a transaction that is rolled back.",
+)
+def explain(
+    name: str, params: tuple[str, ...], nulls: tuple[str, ...], user_id: int | None, analyze: bool
+) -> None:
+    """Show the plan of statement NAME, as the runtime role ims_app.
+
+    Parameters get sample values (an existing key where there is one, else a value of
+    the parameter's type) unless given; {filters} and {order_by} take their defaults.
+    Nothing persists: the transaction is always rolled back.
+    """
+    from ims_repo.core.errors import ImsRepoError
+    from ims_repo.services import explain as explaining
+
+    given: dict[str, str | None] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip(":"):
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        given[key.strip(":")] = value
+    given.update({key.strip(":"): None for key in nulls})
+    try:
+        with errors_as_click():
+            statement = explaining.find_statement(name)
+            result = explaining.explain(
+                database_url(), statement, params=given, user_id=user_id, analyze=analyze
+            )
+    except ImsRepoError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"-- {statement.label} ({statement.location}) :{statement.kind.value}")
+    click.echo(f"-- as role {result.role} (login {result.login}); context: {result.context}")
+    for line in explaining.describe_samples(result.samples):
+        click.echo(f"-- {line}")
+    if statement.slots:
+        from ims_repo.core.loader import SLOT_DEFAULTS
+
+        slots = ", ".join(f"{{{slot}}} = {SLOT_DEFAULTS[slot]}" for slot in statement.slots)
+        click.echo(f"-- {slots} (defaults)")
+    if result.analyzed:
+        click.echo("-- EXPLAIN (ANALYZE, BUFFERS): it ran, in a transaction rolled back after")
+    else:
+        click.echo("-- EXPLAIN: planned, not run")
+    for line in result.plan:
+        click.echo(line)
+
+
+@main.command()
+@database_option
+def check() -> None:
+    """Verify every named statement against the live schema, as the runtime role.
+
+    The same check the test suite runs: each statement is parsed, described and planned
+    (never run) and compared with the record it fills. Exits 1 on any problem.
+    """
+    from ims_repo.core import loader
+    from ims_repo.core.errors import ImsRepoError
+    from ims_repo.services.checks import RUNTIME_ROLE, check_statements
+
+    try:
+        with errors_as_click():
+            problems = check_statements(database_url())
+    except ImsRepoError as error:
+        raise click.ClickException(str(error)) from error
+    count = sum(len(query_file.statements) for query_file in loader.packaged_files())
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        raise click.ClickException(
+            f"{len(problems)} problem(s) in {count} statements (checked as role {RUNTIME_ROLE})"
+        )
+    click.echo(f"{count} statements OK (checked as role {RUNTIME_ROLE})")
+
+
+def _first_sentence(doc: str) -> str:
+    """The comment's first sentence (not cut at "e.g." or "i.e.")."""
+    match = re.match(r"(.+?(?<!\be\.g)(?<!\bi\.e)[.!?])(?:\s|$)", doc)
+    return match.group(1) if match else doc
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _as_written(path: Path, header_line: int) -> str:
+    """The file's text from the header at ``header_line`` to the next header."""
+    lines = path.read_text(encoding="utf-8").splitlines()[header_line - 1 :]
+    end = next(
+        (index for index, text in enumerate(lines[1:], 1) if re.match(r"--\s*name:", text)),
+        len(lines),
+    )
+    return "\n".join(lines[:end]).rstrip()
+
+
+# --- ims-repo import (ims_repo.services.importer) ------------------------------------
+
+
+
+def _new_session_fields(
+    session_id: int | None, new_session: bool, product: str | None, query: str | None
+) -> dict[str, Any] | None:
+    if new_session == (session_id is not None):
+        raise click.UsageError("give either --session ID or --new-session (exactly one)")
+    if not new_session:
+        if product is not None or query is not None:
+            raise click.UsageError("--product and --query go with --new-session")
+        return None
+    if product is None or query is None:
+        raise click.UsageError("--new-session needs --product and --query")
+    return {"product": product, "original_query": query}
+
+
+@contextmanager
+def _open_database(url: str, act_as: str | None) -> Iterator[Database]:
+    """The database as the login, or as ``act_as``; a login that bypasses row-level
+    security (a superuser) acts as the runtime role, since the layer refuses it."""
+    options: dict[str, Any] = {"min_size": 1, "max_size": 1, "name": "ims_repo import"}
+    try:
+        db = Database(url, act_as=act_as, **options)
+    except UnsafeLogin:
+        if act_as is not None:
+            raise
+        click.echo(
+            f"note: the login bypasses row-level security; acting as {migrations.APP_ROLE}",
+            err=True,
+        )
+        db = Database(url, act_as=migrations.APP_ROLE, **options)
+    with db:
+        yield db
+
+
+@contextmanager
+def _progress(file: str) -> Iterator[Callable[[ImportReport], None] | None]:
+    """A progress bar over the file's bytes, on a terminal only (not in CI or a pipe)."""
+    stream = sys.stderr
+    if file == "-" or not stream.isatty():
+        yield None
+        return
+    with click.progressbar(
+        length=os.path.getsize(file), label="importing", file=stream, show_eta=True
+    ) as bar:
+        shown = 0
+
+        def advance(report: ImportReport) -> None:
+            nonlocal shown
+            bar.update(report.bytes_read - shown)
+            shown = report.bytes_read
+
+        yield advance
+
+
+def _echo_summary(report: ImportReport, rejects_path: str | None) -> None:
+    for line in summary(report):
+        click.echo(line)
+    if rejects_path is not None and report.rejected:
+        click.echo(f"all {report.rejected} rejected lines are in {rejects_path}")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--user", "user_id", type=int, required=True, help="Import as this user_id.")
+@click.option("--session", "session_id", type=int, help="Link the issues to this crawl session.")
+@click.option(
+    "--new-session", is_flag=True, help="Create a crawl session (with --product and --query)."
+)
+@click.option("--product", help="Product of the new session.")
+@click.option("--query", help="Original query of the new session.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Lines per transaction.",
+)
+@click.option(
+    "--from-line",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Skip the lines before this one (resume a stopped import).",
+)
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write every rejected line ('line N: reason') to this file.",
+)
+@click.option(
+    "--act-as",
+    metavar="ROLE",
+    help="Run as this role [default: the login; ims_app if the login bypasses RLS].",
+)
+def import_command(
+    file: str,
+    user_id: int,
+    session_id: int | None,
+    new_session: bool,
+    product: str | None,
+    query: str | None,
+    batch_size: int,
+    from_line: int,
+    rejects_path: str | None,
+    act_as: str | None,
+) -> None:
+    """Import crawled issues from FILE (JSON Lines; '-' reads standard input).
+
+    One issue a line, with optional comments, history and attachments arrays. Bad lines
+    are reported (and skipped); the others are stored in transactions of --batch-size
+    lines. Exit status: 0 all stored, 3 some lines rejected, 1 stopped.
+    """
+    new = _new_session_fields(session_id, new_session, product, query)
+    if file != "-" and not os.path.isfile(file):
+        raise click.BadParameter(f"{file!r} is not a file", param_hint="FILE")
+    with ExitStack() as stack:
+        try:
+            db = stack.enter_context(_open_database(database_url(), act_as))
+        except (ImsRepoError, psycopg.Error) as error:
+            raise click.ClickException(str(error).strip()) from error
+        reject_file: TextIO | None = None
+        if rejects_path is not None:
+            reject_file = stack.enter_context(open(rejects_path, "w", encoding="utf-8"))
+        source: Source = sys.stdin.buffer if file == "-" else file
+        progress = stack.enter_context(_progress(file))
+        try:
+            report = import_file(
+                db,
+                source,
+                user_id=user_id,
+                session_id=session_id,
+                new_session=new,
+                batch_size=batch_size,
+                from_line=from_line,
+                keep_rejects=SHOWN_REJECTS,
+                on_progress=progress,
+                on_reject=(lambda line: print(line, file=reject_file)) if reject_file else None,
+            )
+        except ImportFailed as error:
+            _echo_summary(error.report, rejects_path)
+            done = error.report
+            if done.last_committed_line:
+                click.echo(
+                    f"to resume: ims-repo import {file} --user {user_id} "
+                    f"--session {done.session_id} --from-line {done.last_committed_line + 1}",
+                    err=True,
+                )
+            raise click.ClickException(str(error)) from error
+        except ImsRepoError as error:
+            raise click.ClickException(str(error)) from error
+    _echo_summary(report, rejects_path)
+    if report.rejected:
+        click.get_current_context().exit(3)
+
+
+main.add_command(database_option(import_command))

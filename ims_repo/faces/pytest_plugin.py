@@ -1,0 +1,388 @@
+"""pytest fixtures for code built on ims_repo: a migrated, isolated database per test.
+
+Installed with the package (``pytest11`` entry point), so every test suite that can import
+``ims_repo`` gets these fixtures:
+
+==================  ========  ===========================================================
+``ims_server``      session   the server used (:class:`PgServer`: host, port, superuser)
+``ims_template``    session   name of a database migrated once, used as a TEMPLATE
+``ims_admin_url``   function  superuser URL of a fresh clone of the template
+``ims_app_url``     function  the same database, logged in as the runtime login (RLS)
+``ims_db``          function  ``Database(ims_app_url, min_size=1, max_size=4)``
+``ims_session``     function  ``ims_session(user_id=2)`` is ``ims_db.session(user_id=2)``
+``ims_empty_url``   function  superuser URL of a fresh, empty (unmigrated) database
+``ims_sample``      function  the sample data set in this test's database: its ids
+                              (:class:`ims_repo.services.sample_data.Sample`)
+==================  ========  ===========================================================
+
+The server comes from ``--ims-dsn`` or ``IMS_TEST_DATABASE_URL`` (a superuser URL); else
+from libpq's ``PG*`` variables and defaults (127.0.0.1:5432 as the OS user or
+``postgres``) when a superuser can log in there; else the plugin starts a throwaway
+server from the local PostgreSQL binaries (as root: as the ``postgres`` OS user) and
+stops it at the end of the session (``ims_repo.services.local_server``, shared with
+``ims-repo demo``); else tests that need a database are skipped. The
+value ``throwaway`` asks for a throwaway server even when another one is running: its
+files live in ``/dev/shm`` when there is room, which makes each clone several times
+cheaper than on a disk-backed server.
+
+Each test's database is ``CREATE DATABASE … TEMPLATE`` of the migrated template, so a
+test pays tens of milliseconds, not a migration run. Names carry the process id and a
+random token, so parallel sessions (pytest-xdist, several CI jobs) share a server safely.
+
+Seeded tests: a test that asks for ``ims_sample`` gets a database cloned from a second
+template that holds the sample data of ``ims-repo demo`` (loaded once per session,
+through the public API, the first time a test asks for it), so it costs one clone like
+any other test. The fixture's value holds the ids: on that fresh database ``yijae.shin``
+is user 2, ``SAMPLE-001`` is issue_pk 1, and the crawl sessions are 1 to 6::
+
+    def test_rls_hides_other_users_sessions(ims_sample, ims_session):
+        with ims_session(user_id=ims_sample.john) as s:
+            assert [c.session_id for c in s.crawl_sessions.find()] == [
+                ims_sample.sessions["john-1"], ims_sample.sessions["john-2"]
+            ]
+        with ims_session(user_id=ims_sample.yijae) as s:
+            assert s.issues.detail("SAMPLE-001").comments  # shared: seen by all
+
+``ims_sample.users`` (by username), ``.sessions`` (by key, e.g. ``"yijae-1"``),
+``.issues`` (by IMS id) and ``.admin``/``.yijae``/``.john``/``.minji`` are the handles;
+``ims_repo.services.sample_data`` documents the data set. The test's other fixtures (``ims_db``,
+``ims_admin_url`` …) point at the same seeded database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import itertools
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+from psycopg import sql
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from ims_repo.services import local_server
+from ims_repo.services.local_server import LocalServer
+from ims_repo.services.local_server import PgServer as PgServer  # re-exported: fixtures' type
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from ims_repo import Database, Session
+    from ims_repo.services.sample_data import Sample
+
+#: The runtime login the fixtures create in the template (a member of ``ims_app``).
+RUNTIME_LOGIN = "ims_test_app"
+#: Its password: only used when the server asks for one (trust auth ignores it).
+RUNTIME_PASSWORD = "ims_test_app"
+#: Environment variable naming the server to test against (a superuser URL).
+DSN_ENV = "IMS_TEST_DATABASE_URL"
+#: The ``--ims-dsn``/``IMS_TEST_DATABASE_URL`` value that asks for a throwaway server.
+THROWAWAY = "throwaway"
+# Looked up through this module's globals, so tests can monkeypatch them here; importable
+# from here under the names they had before they moved to local_server.py.
+_find_bindir = local_server.find_bindir
+_free_port = local_server.free_port
+_why_no_throwaway = local_server.why_unavailable
+
+#: Advisory-lock key (in the maintenance database) serialising role changes across sessions.
+_ROLE_LOCK = int.from_bytes(b"ims_test", "big")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--ims-dsn``."""
+    parser.getgroup("ims_repo").addoption(
+        "--ims-dsn",
+        dest="ims_dsn",
+        default=None,
+        metavar="URL",
+        help=f"superuser URL of the PostgreSQL server for ims_* fixtures, or '{THROWAWAY}' "
+        f"to start a private one (default: ${DSN_ENV}, else PG* variables / 127.0.0.1:5432, "
+        "else a throwaway server)",
+    )
+
+
+# --- finding or starting a server ---------------------------------------------------------
+
+
+def _describe(conn: psycopg.Connection[object], *, throwaway: bool = False) -> PgServer:
+    """The server facts libpq actually used for *conn*."""
+    info = conn.info
+    return PgServer(info.host, info.port, info.user, info.dbname, info.password or None, throwaway)
+
+
+def _from_dsn(dsn: str) -> PgServer:
+    """The server named by an explicit URL; fails the tests if it does not answer."""
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            return _describe(conn)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"ims_repo: cannot connect to --ims-dsn/${DSN_ENV}: {exc}", pytrace=False)
+
+
+def _probe_default() -> PgServer | None:
+    """A superuser login at libpq's PG* settings, defaulting to 127.0.0.1:5432."""
+    env = os.environ
+    users = [env["PGUSER"]] if env.get("PGUSER") else []
+    if not users:
+        with contextlib.suppress(Exception):
+            users.append(getpass.getuser())
+        users += [] if "postgres" in users else ["postgres"]
+    for user in users:
+        try:
+            with psycopg.connect(
+                host=env.get("PGHOST") or "127.0.0.1",
+                user=user,
+                dbname=env.get("PGDATABASE") or "postgres",
+                connect_timeout=3,
+            ) as conn:
+                if conn.info.parameter_status("is_superuser") == "on":
+                    return _describe(conn)
+        except psycopg.OperationalError:
+            continue
+    return None
+
+
+@pytest.fixture(scope="session")
+def ims_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
+    """The PostgreSQL server for this session (see the module docstring for the order)."""
+    dsn = request.config.getoption("ims_dsn") or os.environ.get(DSN_ENV)
+    if dsn and dsn != THROWAWAY:
+        yield _from_dsn(dsn)
+        return
+    found = None if dsn == THROWAWAY else _probe_default()
+    if found is not None:
+        yield found
+        return
+    bindir = _find_bindir()
+    reason = _why_no_throwaway(bindir)
+    if reason or bindir is None:
+        asked = "no superuser login answered at PG*/127.0.0.1:5432"
+        if dsn:
+            asked = "a throwaway server was asked for"
+        pytest.skip(f"ims_repo: {asked} and {reason}; set ${DSN_ENV} or pass --ims-dsn")
+    server = LocalServer(bindir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+# --- databases ----------------------------------------------------------------------------
+
+
+class _Admin:
+    """One autocommit superuser connection to the maintenance database, for CREATE/DROP.
+
+    Kept open for the session (a connection per test would cost more than the clone's
+    bookkeeping), and reopened if the server dropped it.
+    """
+
+    def __init__(self, server: PgServer) -> None:
+        self.server = server
+        self.prefix = f"{os.getpid()}_{secrets.token_hex(3)}"
+        self._counter = itertools.count(1)
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def new_name(self, kind: str) -> str:
+        """A database name unique to this session: ``ims_<kind>_<pid>_<token>_<n>``."""
+        return f"ims_{kind}_{self.prefix}_{next(self._counter)}"
+
+    def execute(self, query: sql.Composed) -> None:
+        """Run *query*, reconnecting once if the connection was lost."""
+        for attempt in (1, 2):
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self.server.url(), autocommit=True)
+            try:
+                self._conn.execute(query)
+                return
+            except psycopg.OperationalError:
+                if attempt == 2 or not self._conn.broken:
+                    raise
+                self._conn = None
+
+    def create(self, name: str, template: str) -> None:
+        """CREATE DATABASE *name* as a copy of *template*."""
+        self.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+
+    def drop(self, name: str) -> None:
+        """Drop *name*, terminating whatever is still connected to it."""
+        self.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+    @contextlib.contextmanager
+    def role_lock(self) -> Iterator[None]:
+        """Hold a server-wide advisory lock: roles are cluster-wide, and two sessions
+        altering the same role at once fail with "tuple concurrently updated"."""
+        self.execute(sql.SQL("SELECT pg_advisory_lock({})").format(sql.Literal(_ROLE_LOCK)))
+        try:
+            yield
+        finally:
+            self.execute(sql.SQL("SELECT pg_advisory_unlock({})").format(sql.Literal(_ROLE_LOCK)))
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+
+
+@pytest.fixture(scope="session")
+def _ims_admin(ims_server: PgServer) -> Iterator[_Admin]:
+    admin = _Admin(ims_server)
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def ims_template(ims_server: PgServer, _ims_admin: _Admin) -> Iterator[str]:
+    """Name of a database migrated once for the session, with the runtime login; a TEMPLATE."""
+    from ims_repo.services.migrations import grant_login, migrate
+
+    name = f"ims_tmpl_{_ims_admin.prefix}"
+    janitor = DatabaseJanitor(
+        user=ims_server.user,
+        password=ims_server.password,
+        host=ims_server.host,
+        port=ims_server.port,
+        dbname=name,
+        template_dbname="template0",  # nobody can be connected to it (template1: maybe)
+        maintenance_dbname=ims_server.dbname,
+        as_template=True,
+        connection_timeout=10,
+    )
+    janitor.init()
+    try:
+        url = ims_server.url(name)
+        migrate(url)
+        with _ims_admin.role_lock():
+            grant_login(url, RUNTIME_LOGIN, RUNTIME_PASSWORD)
+        _disconnect_all(_ims_admin, name)
+        yield name
+    finally:
+        janitor.drop()
+
+
+def _disconnect_all(admin: _Admin, name: str) -> None:
+    """End every connection to *name*: CREATE DATABASE … TEMPLATE needs none left."""
+    admin.execute(
+        sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}").format(
+            sql.Literal(name)
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def _ims_sample_template(
+    ims_server: PgServer, ims_template: str, _ims_admin: _Admin
+) -> Iterator[tuple[str, Sample]]:
+    """A clone of the template with the sample data loaded once; its name and handles.
+
+    Built on first use only, so sessions without ``ims_sample`` never pay for it.
+    """
+    from ims_repo import Database
+    from ims_repo.services.sample_data import load
+
+    name = f"ims_sample_{_ims_admin.prefix}"
+    _ims_admin.create(name, ims_template)
+    try:
+        app_url = ims_server.url(name, user=RUNTIME_LOGIN, password=RUNTIME_PASSWORD)
+        with Database(app_url, min_size=1, max_size=1) as db:
+            sample = load(db, owner_url=ims_server.url(name))
+        _disconnect_all(_ims_admin, name)
+        yield name, sample
+    finally:
+        _ims_admin.drop(name)
+
+
+@dataclass(frozen=True)
+class _Clone:
+    """This test's database: its name, and the sample handles when it was cloned seeded."""
+
+    name: str
+    sample: Sample | None
+
+
+@pytest.fixture
+def _ims_clone(
+    request: pytest.FixtureRequest, ims_template: str, _ims_admin: _Admin
+) -> Iterator[_Clone]:
+    # A test that asks for ims_sample (directly or through a fixture of its own) gets a
+    # clone of the seeded template: seeded tests then cost one clone, like any other.
+    template, sample = ims_template, None
+    if "ims_sample" in request.fixturenames:
+        template, sample = request.getfixturevalue("_ims_sample_template")
+    name = _ims_admin.new_name("test")
+    _ims_admin.create(name, template)
+    try:
+        yield _Clone(name, sample)
+    finally:
+        _ims_admin.drop(name)
+
+
+@pytest.fixture
+def ims_admin_url(ims_server: PgServer, _ims_clone: _Clone) -> str:
+    """Superuser URL of this test's own migrated database (dropped after the test)."""
+    return ims_server.url(_ims_clone.name)
+
+
+@pytest.fixture
+def ims_app_url(ims_server: PgServer, _ims_clone: _Clone) -> str:
+    """URL of this test's database as the runtime login ``ims_test_app`` (subject to RLS)."""
+    return ims_server.url(_ims_clone.name, user=RUNTIME_LOGIN, password=RUNTIME_PASSWORD)
+
+
+@pytest.fixture
+def ims_sample(request: pytest.FixtureRequest, _ims_clone: _Clone) -> Sample:
+    """The sample data set (``ims_repo.services.sample_data``) in this test's database; its ids.
+
+    The database is a clone of a template seeded once per session, so this costs what
+    any test's database costs. (Requested only at run time, with
+    ``request.getfixturevalue``, after the database was made, it loads the data into it
+    instead: the same data and ids, at the price of a load.)
+    """
+    if _ims_clone.sample is not None:
+        return _ims_clone.sample
+    from ims_repo.services.sample_data import load
+
+    db: Database = request.getfixturevalue("ims_db")
+    return load(db, owner_url=request.getfixturevalue("ims_admin_url"))
+
+
+@pytest.fixture
+def ims_empty_url(ims_server: PgServer, _ims_admin: _Admin) -> Iterator[str]:
+    """Superuser URL of a fresh, empty (unmigrated) database, dropped after the test."""
+    name = _ims_admin.new_name("empty")
+    _ims_admin.create(name, "template0")
+    try:
+        yield ims_server.url(name)
+    finally:
+        _ims_admin.drop(name)
+
+
+@pytest.fixture
+def ims_db(ims_app_url: str) -> Iterator[Database]:
+    """A pooled ``Database`` on this test's database as the runtime login, closed after."""
+    from ims_repo import Database
+
+    db = Database(ims_app_url, min_size=1, max_size=4)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def ims_session(ims_db: Database) -> Callable[..., AbstractContextManager[Session]]:
+    """A session factory: ``with ims_session(user_id=2) as s:`` is ``ims_db.session(…)``."""
+    return ims_db.session

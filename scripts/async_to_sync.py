@@ -45,6 +45,7 @@ NAMES = {
     # ims_repo/db/_acompat.py: what differs between asyncio and threads
     "AQueue": "Queue",
     "AEvent": "Event",
+    "ALock": "Lock",
     "aspawn": "spawn",
     "agather": "gather",
     "abatches": "batches",

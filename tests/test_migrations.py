@@ -257,7 +257,7 @@ def test_migrations_path_in_an_installed_package(
     package = tmp_path / "site-packages" / "ims_repo"
     packaged = package / "_migrations"
     shutil.copytree(migrations.migrations_path(), packaged)
-    monkeypatch.setattr(ims_repo, "__file__", str(package / "__init__.py"))
+    monkeypatch.setattr(migrations, "__file__", str(package / "services" / "migrations.py"))
     monkeypatch.setattr(ims_repo, "__path__", [str(package)])
     monkeypatch.delitem(sys.modules, "ims_repo._migrations", raising=False)
     try:

@@ -3,7 +3,8 @@
 The async source in ``_async/`` uses the ``A…``/``a…`` name of each pair; the generator
 (``scripts/async_to_sync.py``) renames it to its sync twin in ``_sync/``: ``AQueue`` ->
 ``Queue``, ``AEvent`` -> ``Event``, ``aspawn`` -> ``spawn``, ``agather`` -> ``gather``,
-``abatches`` -> ``batches``, ``AItems`` -> ``Items``. Both halves are written here, once.
+``abatches`` -> ``batches``, ``AItems`` -> ``Items``, ``ALock`` -> ``Lock``, …
+Both halves are written here, once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ AQueue = asyncio.Queue
 Queue = queue.Queue
 AEvent = asyncio.Event
 Event = threading.Event
+ALock = asyncio.Lock
+Lock = threading.Lock
 
 
 async def abatches(items: AItems[T], size: int) -> AsyncIterator[list[T]]:

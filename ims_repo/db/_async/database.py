@@ -1,10 +1,10 @@
 """The pooled database: where sessions come from.
 
-``AsyncDatabase`` owns a psycopg-pool ``AsyncConnectionPool`` of autocommit connections
-(each session opens its own transactions, see ``runner.py``) and refuses to run as a
-login that would bypass row-level security, unless told to act as the runtime role or
-to bypass on purpose. Its sync twin ``Database`` (generated) opens in its constructor;
-``AsyncDatabase`` opens in ``await db.open()`` or ``async with``.
+The database owns a psycopg-pool pool of autocommit connections (each session opens its
+own transactions, see ``runner.py``) and refuses to run as a login that would bypass
+row-level security, unless told to act as the runtime role or to bypass on purpose.
+``Database`` (threads) opens in its constructor; ``AsyncDatabase`` (asyncio) opens in
+``await db.open()`` or ``async with``, or at its first session.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ims_repo.core.errors import DatabaseUnavailable, InvalidInput, PoolExhausted, UnsafeLogin
 from ims_repo.core.inputs import timeout_ms
 from ims_repo.core.records import UpsertResult
-from ims_repo.db._acompat import AItems
+from ims_repo.db._acompat import AItems, ALock
 from ims_repo.db._async import parallel_upsert
 from ims_repo.db._async.session import AsyncSession
 from ims_repo.db.environment import url_from_env
@@ -80,6 +80,7 @@ class AsyncDatabase:
         self._act_as = act_as
         self._bypass_rls = bypass_rls
         self._opened = False
+        self._open_lock = ALock()
         # Connection losses seen so far, and for each live connection the count it was
         # last known good at: a connection older than the last loss is tested once.
         self._losses = 0
@@ -119,15 +120,20 @@ class AsyncDatabase:
         open the pool. Opening an open database does nothing."""
         if self._opened:
             return
-        try:
-            connection = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
-        except psycopg.OperationalError as error:
-            message = " ".join(str(error).split())
-            raise DatabaseUnavailable(f"cannot connect to the database: {message}") from error
-        async with connection:
-            await self._check_login(connection)
-        await self._pool.open()
-        self._opened = True
+        async with self._open_lock:  # the first sessions of many tasks may open at once
+            if self._opened:
+                return
+            try:
+                connection = await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                )
+            except psycopg.OperationalError as error:
+                message = " ".join(str(error).split())
+                raise DatabaseUnavailable(f"cannot connect to the database: {message}") from error
+            async with connection:
+                await self._check_login(connection)
+            await self._pool.open()
+            self._opened = True
 
     @asynccontextmanager
     async def session(

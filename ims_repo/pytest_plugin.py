@@ -135,11 +135,12 @@ def _extra(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        pytest.fail(
-            f"ims_repo: the ims_* fixtures need {exc.name or module}, which is not installed: "
-            f"pip install '{EXTRA}'",
-            pytrace=False,
-        )
+        problem = str(exc)
+    pytest.fail(  # outside the except: the ImportError's traceback would only add noise
+        f"ims_repo: the ims_* fixtures need {module}, which cannot be imported ({problem}): "
+        f"pip install '{EXTRA}'",
+        pytrace=False,
+    )
 
 
 def _server_required(config: pytest.Config) -> str | None:

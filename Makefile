@@ -2,7 +2,9 @@
 # Both create .venv if it is missing, install the package with its dev extras (again only
 # when pyproject.toml changes) and make sure PostgreSQL is running. `make test` lints the
 # SQL before the tests: the query files with sqlfluff (.sqlfluff), the migrations with
-# squawk (.squawk.toml).
+# squawk (.squawk.toml); then scripts/smoke-wheel proves the built wheel, installed in a
+# fresh venv with no extras, from outside the repository (the checkout's editable install
+# cannot show a file missing from the wheel).
 
 PYTHON ?= python3
 VENV := .venv
@@ -19,10 +21,11 @@ demo: install
 test: install
 	@PYTHON=$(BIN)/python scripts/ensure-postgres \
 		|| echo "make: no PostgreSQL server; the tests will start a throwaway one if they can"
-	$(BIN)/ruff check ims_repo tests
+	$(BIN)/ruff check ims_repo tests smoke setup.py
 	$(BIN)/mypy
 	$(BIN)/sqlfluff lint ims_repo/queries docs/examples
 	$(BIN)/squawk migrations/*.sql
+	PYTHON=$(PYTHON) scripts/smoke-wheel
 	$(BIN)/pytest
 
 # The benchmark of SPEC §8 (needs the `bench` extra, SQLAlchemy): prints the three-way
@@ -35,6 +38,6 @@ install: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml Makefile | $(BIN)/python
+$(STAMP): pyproject.toml setup.py Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@

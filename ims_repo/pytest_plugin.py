@@ -265,7 +265,8 @@ def pytest_report_header(config: pytest.Config) -> str:
         if found is not None:
             return f"ims_repo: {_named(found, 'PG* variables / 127.0.0.1:5432')}"
     except psycopg.Error as exc:
-        return f"ims_repo: --ims-dsn/${DSN_ENV} does not answer ({str(exc).strip()})"
+        where = f"--ims-dsn/${DSN_ENV}" if dsn else "the server at PG*/127.0.0.1:5432"
+        return f"ims_repo: {where} does not answer ({str(exc).strip()})"
     bindir = _find_bindir()
     reason = _why_no_throwaway(bindir)
     if reason is None:

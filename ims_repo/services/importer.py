@@ -601,11 +601,12 @@ def _validate(number: int, document: dict[str, Any]) -> _Line | Rejected:
         children[kind] = checked
         for index, item in enumerate(items):
             where = f"{kind}[{index}]"
-            if kind == "attachments" and isinstance(item, dict):
+            if isinstance(item, dict):
                 if "issue_pk" in item:
                     problems.append(f"{where}.issue_pk: not allowed (the line's issue is meant)")
                     continue
-                item = {**item, "issue_pk": 0}  # validated as NewAttachment, then dropped
+                if kind == "attachments":
+                    item = {**item, "issue_pk": 0}  # validated as NewAttachment, then dropped
             try:
                 valid = _CHILD_MODELS[kind].model_validate(item)
             except ValidationError as error:

@@ -5,25 +5,31 @@ description, the GIN indexes), and one connection keeps one server process, i.e.
 core, busy. Several connections, each upserting its own share of the batches, use the
 other cores (docs/BENCHMARKS.md).
 
-Items are routed by their ``issue_id`` (a stable hash), so every item of one issue goes
-to the same connection, in the caller's order: the merge rules of ``upsert_many`` (the
-last item wins, every item counts a crawl) hold as they do on one connection, and two
-connections never write the same issue. Each connection commits each batch on its own:
-the whole is not one transaction.
+Items are routed by the lock-order bucket of their ``issue_id`` (``lock_bucket``, see
+``repositories/issues.py``), so every item of one issue goes to the same connection, in
+the caller's order: the merge rules of ``upsert_many`` (the last item wins, every item
+counts a crawl) hold as they do on one connection, two connections never write the same
+issue, and they never take the same bucket lock, so they never wait for each other. Each
+connection commits each batch on its own (a single-batch writer in the lock order, the
+shared mode): the whole is not one transaction.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ims_repo.records import UpsertResult
 from ims_repo.repositories.issue_staging import Batch, issue_id_of
-from ims_repo.repositories.issues import add_results, iterable_of_items, positive_int
+from ims_repo.repositories.issues import (
+    add_results,
+    iterable_of_items,
+    lock_bucket,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from ims_repo.database import Database
@@ -102,12 +108,12 @@ def _route(
 
 
 def _route_of(item: Any, routes: int) -> int:
-    """The worker of an item: a stable hash of its issue_id (an item without a usable
-    one goes to the first worker, whose validation refuses it)."""
+    """The worker of an item: its issue_id's lock bucket, modulo the workers (an item
+    without a usable one goes to the first worker, whose validation refuses it)."""
     issue_id = issue_id_of(item)
     if not isinstance(issue_id, str):
         return 0
-    return zlib.crc32(issue_id.encode("utf-8", "surrogatepass")) % routes
+    return lock_bucket(issue_id) % routes
 
 
 def _put(worker: _Worker, batch: Batch | None, failed: threading.Event) -> None:

@@ -4,14 +4,50 @@ Issues are shared by every user. A re-crawl stores an issue with ``upsert`` or, 
 ``upsert_many``, which streams its input through COPY in batches; both keep the stored
 value of every field the crawl left unset, keep ``first_crawled_at`` and move
 ``last_crawled_at`` and ``crawl_count``.
+
+The lock order (issue 11). Concurrent crawlers of overlapping sets must never deadlock,
+so every writer of issues, of their bookkeeping (``ims.issue_crawls``) or of their
+children (``upsert``, ``upsert_many``, ``Database.upsert_issues``, the importer,
+``create``, ``update``, ``update_many``, ``set_status``, ``replace_status``, ``delete``)
+first runs ``issues.lock_issues``, in a savepoint, before it touches a row:
+
+1. the coarse advisory lock: *exclusive* for an ``upsert_many`` that may write more than
+   one batch in its transaction, *shared* for every other writer;
+2. in shared mode, one advisory lock per *bucket* of the issues it writes (md5 of the
+   ``issue_id`` mod ``LOCK_BUCKETS``), in ascending bucket order.
+
+Why no cycle can form: a transaction that waits for an advisory lock holds only locks
+that come earlier in that one order (the coarse lock, then lower buckets), and a row is
+touched only once all its issues' buckets are held, so two writers never wait for each
+other's rows: writers of one bucket run one after the other, and an exclusive writer
+runs alone. Row locks cannot give this order: a batch inserts issues that no one can
+lock before they exist, and a multi-batch transaction keeps its first batch's rows while
+it locks the next. A hash order is total even for issue_ids not stored yet. Buckets, not
+one lock per issue: the server's lock table holds about 10,000 locks in all (64 x
+max_connections), and three transactions holding 5,000 each exhaust it (measured);
+512 buckets bound a transaction at 513 locks, whatever its size.
+
+A transaction that already holds the shared lock and writes again (a second
+``upsert_many`` call, the importer's children after its issues) never waits for a
+bucket: it only *tries* the ones it lacks (the importer's are all held already). If one
+is busy, the savepoint is rolled back, which releases what the attempt took (checked on
+PostgreSQL 15: advisory xact locks taken in a savepoint go with ``ROLLBACK TO``), and the
+write is tried again after a jittered backoff, logged on ``ims_repo.repositories.issues``,
+at most ``_ATTEMPTS`` times. The same bounded retry covers a deadlock with a writer outside
+this order (hand-written SQL that does not call ``lock_for_write``). Only after the last
+attempt does ``TransactionConflict`` reach the caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, TypeAdapter
@@ -37,6 +73,7 @@ SET_STATUS = _SQL.statement("set_status", "issue_pks", "status")
 REPLACE_STATUS = _SQL.statement("replace_status", "old", "new")
 UPDATE_MANY = _SQL.statement("update_many", "rows")
 UPSERT = _SQL.statement("upsert", *NewIssue.model_fields, "set_fields", record=Issue)
+LOCK_ISSUES = _SQL.statement("lock_issues", "issue_ids", "issue_pks", "exclusive")
 CREATE_HASH_STAGE = _SQL.statement("create_hash_stage")
 COPY_HASH_STAGE = _SQL.statement("copy_hash_stage")
 ADD_MISSING_CRAWLS = _SQL.statement("add_missing_crawls")
@@ -84,10 +121,18 @@ UPDATABLE = tuple(name for name in NewIssue.model_fields if name != "issue_id")
 (the natural key re-crawls upsert on). The crawl bookkeeping moves only on upserts."""
 
 _ALL_FIELDS = frozenset(NewIssue.model_fields)
-_BATCH_ATTEMPTS = 3
+LOCK_BUCKETS = 512
+"""Buckets of the lock order; ``issues.lock_issues`` computes them on the server, the same
+way (``lock_bucket``)."""
+_ATTEMPTS = 6
+"""Tries of a locked write: with the backoff below, about 1.5 s of waiting in all."""
+_BACKOFF_S = 0.05
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
 _SESSION_FIELDS = tuple(CrawlSession.model_fields)
 _KEY = TypeAdapter(int)
 _KEYS = TypeAdapter(list[int])
+_IDS = TypeAdapter(list[Text])
 _TEXT = TypeAdapter(Text)
 
 IssueInput = NewIssue | Mapping[str, Any]
@@ -140,7 +185,10 @@ class IssueRepository(Repository):
         issue = validate_input(NewIssue, new)
         params = issue.model_dump()
         params["raw_data"] = Jsonb(issue.raw_data)
-        created = self._session.fetch_one(CREATE.bind(params), Issue)
+        created = self._locked(
+            lambda: self._session.fetch_one(CREATE.bind(params), Issue),
+            issue_ids=[issue.issue_id],
+        )
         assert created is not None  # INSERT … RETURNING gives the row
         return created
 
@@ -149,14 +197,18 @@ class IssueRepository(Repository):
         such issue. An edit, not a crawl: ``last_crawled_at``/``crawl_count`` stay."""
         key = validate_value(_KEY, issue_pk, "issue_pk")
         changes = validate_changes(NewIssue, fields, allowed=UPDATABLE)
-        return self._update(UPDATE, Issue, "issues", ("issue_pk", key), changes)
+        return self._locked(
+            lambda: self._update(UPDATE, Issue, "issues", ("issue_pk", key), changes),
+            issue_pks=[key],
+        )
 
     def delete(self, issue_pk: int) -> bool:
         """Remove an issue with its comments, history and attachments; False if there
         was none. ``ForeignKeyViolation`` while any crawl session links it, also one the
         caller cannot see (nothing is deleted through another user's rows)."""
-        bound = DELETE.bind({"issue_pk": validate_value(_KEY, issue_pk, "issue_pk")})
-        return self._session.run(bound) > 0
+        key = validate_value(_KEY, issue_pk, "issue_pk")
+        bound = DELETE.bind({"issue_pk": key})
+        return self._locked(lambda: self._session.run(bound), issue_pks=[key]) > 0
 
     def set_status(self, issue_pks: Sequence[int], status: str) -> int:
         """Give the listed issues ``status``; how many changed (issues that already
@@ -165,7 +217,8 @@ class IssueRepository(Repository):
         checked = _status(status, "status")
         if not keys:
             return 0
-        return self._session.run(SET_STATUS.bind({"issue_pks": keys, "status": checked}))
+        bound = SET_STATUS.bind({"issue_pks": keys, "status": checked})
+        return self._locked(lambda: self._session.run(bound), issue_pks=keys)
 
     def replace_status(self, old: str, new: str) -> int:
         """The guide's bulk update (status ``New`` → ``Open``): every issue with status
@@ -173,7 +226,8 @@ class IssueRepository(Repository):
         bound = REPLACE_STATUS.bind(
             {"old": validate_value(_TEXT, old, "old"), "new": _status(new, "new")}
         )
-        return self._session.run(bound)
+        # Any issue may have status ``old``: the exclusive lock, not a list of buckets.
+        return self._locked(lambda: self._session.run(bound), exclusive=True)
 
     def update_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """The guide's ``bulk_update_mappings``, in one statement: each mapping has
@@ -205,7 +259,8 @@ class IssueRepository(Repository):
                 for key, changes in merged.items()
             ]
         )
-        return self._session.run(UPDATE_MANY.bind({"rows": document}))
+        bound = UPDATE_MANY.bind({"rows": document})
+        return self._locked(lambda: self._session.run(bound), issue_pks=list(merged))
 
     def upsert(self, new: IssueInput) -> Issue:
         """Store a crawled issue: insert it, or update the stored one with the same
@@ -219,7 +274,10 @@ class IssueRepository(Repository):
         params["raw_data"] = Jsonb(issue.raw_data)
         given = issue.model_fields_set
         params["set_fields"] = None if given >= _ALL_FIELDS else sorted(given)
-        stored = self._session.fetch_one(UPSERT.bind(params), Issue)
+        stored = self._locked(
+            lambda: self._session.fetch_one(UPSERT.bind(params), Issue),
+            issue_ids=[issue.issue_id],
+        )
         assert stored is not None  # the row written, or the stored one
         return stored
 
@@ -251,29 +309,82 @@ class IssueRepository(Repository):
         merged ``issue_id`` once per batch.
         """
         size = positive_int(batch_size, "batch_size")
+        length = len(issues) if isinstance(issues, Sized) else None
         items = iter(iterable_of_items(issues, "issues"))
         total = UpsertResult(inserted=0, updated=0, unchanged=0)
         start = 0
         while batch := list(islice(items, size)):
             positions = range(start, start + len(batch))
-            total = add_results(total, self.upsert_batch(Batch(batch, positions)))
+            # A full batch of an input of unknown length may be followed by another in
+            # this transaction: exclusive (a transaction that holds it already, or a
+            # generator that committed in between, decides again on the server).
+            exclusive = len(batch) == size and (length is None or length > start + size)
+            written = self.upsert_batch(Batch(batch, positions), exclusive=exclusive)
+            total = add_results(total, written)
             start += len(batch)
             if len(batch) < size:
                 break
         return total
 
-    def upsert_batch(self, batch: Batch) -> UpsertResult:
+    def upsert_batch(self, batch: Batch, *, exclusive: bool = False) -> UpsertResult:
         """Write one batch of ``upsert_many`` (its two steps) in the current transaction,
-        in a savepoint: an item refused in the second step undoes the first, and a batch
-        chosen as a deadlock victim is undone and written again (at most
-        ``_BATCH_ATTEMPTS`` times), so the rest of the transaction is kept."""
-        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+        in a savepoint, after taking its place in the lock order (``exclusive``: the
+        coarse lock of a transaction that will write more batches): an item refused in
+        the second step undoes the first, and a batch that meets a busy lock is undone
+        and written again, so the rest of the transaction is kept."""
+        return self._locked(
+            lambda: self._write_batch(batch), issue_ids=list(batch.digests), exclusive=exclusive
+        )
+
+    def lock_for_write(
+        self, *, issue_ids: Sequence[str] = (), issue_pks: Sequence[int] = ()
+    ) -> None:
+        """Take this transaction's place in the lock order of issue writers (the module's
+        docstring) for these issues, held until the transaction ends. Every writer of
+        this repository does it itself; SQL of the application's own that writes
+        issues or their children calls it first, so it never deadlocks with crawlers."""
+        ids = validate_value(_IDS, _as_list(issue_ids, "issue_ids"), "issue_ids")
+        keys = validate_value(_KEYS, _as_list(issue_pks, "issue_pks"), "issue_pks")
+        self._locked(lambda: None, issue_ids=ids, issue_pks=keys)
+
+    def _locked(
+        self,
+        write: Callable[[], T],
+        *,
+        issue_ids: Sequence[str] = (),
+        issue_pks: Sequence[int] = (),
+        exclusive: bool = False,
+    ) -> T:
+        """``write()`` in a savepoint, after ``issues.lock_issues``; tried again after a
+        jittered, growing backoff (each logged) while a lock is busy or the server picks
+        the write as a deadlock victim, at most ``_ATTEMPTS`` times."""
+        bound = LOCK_ISSUES.bind(
+            {"issue_ids": list(issue_ids), "issue_pks": list(issue_pks), "exclusive": exclusive}
+        )
+        for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self._session.savepoint():
-                    return self._write_batch(batch)
-            except TransactionConflict:
-                if attempt == _BATCH_ATTEMPTS:
+                    busy = self._session.fetch_rows(bound)[0]["busy"]
+                    if busy:
+                        raise TransactionConflict(
+                            f"{busy} issue lock bucket(s) held by another transaction, and "
+                            "this transaction already holds issue locks it cannot wait with "
+                            "(it wrote issues earlier); commit between writes of different "
+                            "issue sets, or pass them to one upsert_many"
+                        )
+                    return write()
+            except TransactionConflict as error:
+                if attempt == _ATTEMPTS:
                     raise
+                delay = _BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                _log.warning(
+                    "issue write attempt %d of %d undone, retrying in %.0f ms: %s",
+                    attempt,
+                    _ATTEMPTS,
+                    delay * 1000,
+                    error,
+                )
+                time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_batch(self, batch: Batch) -> UpsertResult:
@@ -345,6 +456,14 @@ def iterable_of_items(values: Any, name: str) -> Iterable[Any]:
     if isinstance(values, str | bytes | Mapping | BaseModel) or not isinstance(values, Iterable):
         raise InvalidInput(f"{name} must be an iterable of items, not {type(values).__name__}")
     return values
+
+
+def lock_bucket(issue_id: str) -> int:
+    """The lock-order bucket of an issue, as ``issues.lock_issues`` computes it on the server
+    (which alone decides the locks; ``Database.upsert_issues`` routes by it, so that its
+    connections never share a bucket)."""
+    digest = hashlib.md5(issue_id.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    return int.from_bytes(digest.digest()[-2:], "big") % LOCK_BUCKETS
 
 
 def _as_list(values: Any, name: str) -> Any:

@@ -115,6 +115,13 @@ SET status = :new
 WHERE status = :old
   AND status IS DISTINCT FROM :new;
 
+-- name: with_status :many
+-- The issue_id of every issue with status :status: the issues replace_status will write,
+-- for a transaction that must name their lock buckets (see lock_issues).
+SELECT issue_id
+FROM ims.issues
+WHERE status = :status;
+
 -- name: update_many :rowcount
 -- The guide's bulk_update_mappings: :rows is a JSON array of {"issue_pk": …, "changes":
 -- {…}}, one element per issue; each issue gets the fields of its changes object, the

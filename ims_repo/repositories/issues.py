@@ -71,6 +71,7 @@ UPDATE = _SQL.statement("update", "issue_pk", "changes", record=Issue)
 DELETE = _SQL.statement("delete", "issue_pk")
 SET_STATUS = _SQL.statement("set_status", "issue_pks", "status")
 REPLACE_STATUS = _SQL.statement("replace_status", "old", "new")
+WITH_STATUS = _SQL.statement("with_status", "status")
 UPDATE_MANY = _SQL.statement("update_many", "rows")
 UPSERT = _SQL.statement("upsert", *NewIssue.model_fields, "set_fields", record=Issue)
 LOCK_ISSUES = _SQL.statement("lock_issues", "issue_ids", "issue_pks", "exclusive")
@@ -223,11 +224,14 @@ class IssueRepository(Repository):
     def replace_status(self, old: str, new: str) -> int:
         """The guide's bulk update (status ``New`` → ``Open``): every issue with status
         ``old`` gets ``new``; how many changed."""
-        bound = REPLACE_STATUS.bind(
-            {"old": validate_value(_TEXT, old, "old"), "new": _status(new, "new")}
-        )
-        # Any issue may have status ``old``: the exclusive lock, not a list of buckets.
-        return self._locked(lambda: self._session.run(bound), exclusive=True)
+        checked_old = validate_value(_TEXT, old, "old")
+        bound = REPLACE_STATUS.bind({"old": checked_old, "new": _status(new, "new")})
+        # Any issue may have status ``old``: the exclusive lock. A transaction that holds
+        # the shared one already cannot take it, and tries the buckets of the issues
+        # found with that status instead.
+        found = self._session.fetch_rows(WITH_STATUS.bind({"status": checked_old}))
+        ids = [row["issue_id"] for row in found]
+        return self._locked(lambda: self._session.run(bound), issue_ids=ids, exclusive=True)
 
     def update_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """The guide's ``bulk_update_mappings``, in one statement: each mapping has

@@ -327,6 +327,11 @@ class Session:
         self._execute(cursor, sql, params, None)
         return cursor.fetchall() if cursor.description else []
 
+    def refuse_unstorable(self, params: Mapping[str, Any]) -> None:
+        """Raise the ``InvalidInput`` that sending these parameters would raise, sending
+        nothing (for a caller that must send another statement first)."""
+        _refuse_nul(params)
+
     def _send(self, bound: BoundStatement, cursor: psycopg.Cursor[Row]) -> psycopg.Cursor[Row]:
         return self._execute(cursor, bound.text, bound.params, bound.statement)
 

@@ -189,6 +189,7 @@ class IssueRepository(Repository):
         created = self._locked(
             lambda: self._session.fetch_one(CREATE.bind(params), Issue),
             issue_ids=[issue.issue_id],
+            sends=params,
         )
         assert created is not None  # INSERT … RETURNING gives the row
         return created
@@ -201,6 +202,7 @@ class IssueRepository(Repository):
         return self._locked(
             lambda: self._update(UPDATE, Issue, "issues", ("issue_pk", key), changes),
             issue_pks=[key],
+            sends=changes,
         )
 
     def delete(self, issue_pk: int) -> bool:
@@ -264,7 +266,9 @@ class IssueRepository(Repository):
             ]
         )
         bound = UPDATE_MANY.bind({"rows": document})
-        return self._locked(lambda: self._session.run(bound), issue_pks=list(merged))
+        return self._locked(
+            lambda: self._session.run(bound), issue_pks=list(merged), sends=bound.params
+        )
 
     def upsert(self, new: IssueInput) -> Issue:
         """Store a crawled issue: insert it, or update the stored one with the same
@@ -281,6 +285,7 @@ class IssueRepository(Repository):
         stored = self._locked(
             lambda: self._session.fetch_one(UPSERT.bind(params), Issue),
             issue_ids=[issue.issue_id],
+            sends=params,
         )
         assert stored is not None  # the row written, or the stored one
         return stored
@@ -358,10 +363,15 @@ class IssueRepository(Repository):
         issue_ids: Sequence[str] = (),
         issue_pks: Sequence[int] = (),
         exclusive: bool = False,
+        sends: Mapping[str, Any] | None = None,
     ) -> T:
         """``write()`` in a savepoint, after ``issues.lock_issues``; tried again after a
         jittered, growing backoff (each logged) while a lock is busy or the server picks
-        the write as a deadlock victim, at most ``_ATTEMPTS`` times."""
+        the write as a deadlock victim, at most ``_ATTEMPTS`` times. ``sends``: the
+        parameters ``write`` will send, refused before anything is (text PostgreSQL
+        cannot store), as they would be without the lock."""
+        if sends is not None:
+            self._session.refuse_unstorable(sends)
         bound = LOCK_ISSUES.bind(
             {"issue_ids": list(issue_ids), "issue_pks": list(issue_pks), "exclusive": exclusive}
         )

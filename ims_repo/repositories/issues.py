@@ -308,6 +308,13 @@ class IssueRepository(Repository):
         yielded a multiple of ``batch_size`` items). ``Database.upsert_issues`` spreads
         the batches over several connections.
 
+        Concurrent callers never deadlock (the lock order, in the module's docstring): a
+        call of one batch waits only for writers of the same lock buckets; a call that
+        may write several batches in its transaction (more than ``batch_size`` items, or
+        a full batch from an iterator) takes the exclusive writer lock, so other writers
+        of issues wait until that transaction commits. Beside other crawlers, pass a long
+        crawl in chunks of ``batch_size`` and commit after each call.
+
         The same ``issue_id`` twice in one batch is merged in order before the COPY, as
         if the items had been upserted one after the other: each field takes the value
         of the last item that set it (so the last wins), and ``crawl_count`` goes up once

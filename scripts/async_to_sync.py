@@ -50,6 +50,8 @@ NAMES = {
     "agather": "gather",
     "abatches": "batches",
     "AItems": "Items",
+    "AWrite": "Write",
+    "asleep": "sleep",
     "aiter_items": "iter_items",
 }
 _ASYNC_PREFIX = re.compile(r"^Async(?=[A-Z])")

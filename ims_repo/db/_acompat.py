@@ -12,7 +12,16 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator
+import time
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -22,6 +31,14 @@ AItems = Iterable[T] | AsyncIterable[T]
 """What an async bulk method takes: an iterable or an async iterable of items."""
 Items = Iterable[T]
 """What a sync bulk method takes: an iterable of items."""
+
+AWrite = Callable[[], Awaitable[T]]
+"""A write an async repository runs under its locks (retried): a coroutine function."""
+Write = Callable[[], T]
+"""A write a sync repository runs under its locks (retried)."""
+
+asleep = asyncio.sleep
+sleep = time.sleep
 
 AQueue = asyncio.Queue
 Queue = queue.Queue

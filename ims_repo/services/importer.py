@@ -13,7 +13,8 @@ batch's end (a crash loses at most the batch in flight, and never half of one):
    stored value; the same ``issue_id`` twice: the later line wins, and ``crawl_count``
    counts both);
 2. their ``issue_pk`` in one statement (``imports.issue_keys``);
-3. their children in one statement per kind (``imports.replace_*``): a list present in
+3. their children in one statement per kind (``imports.replace_*``), under the issues'
+   locks the upsert took (the lock order of ``repositories/issues.py``): a list present in
    a line *replaces* the issue's stored list, since a re-crawl resends the whole list;
    an issue whose stored list is already equal is not touched, so re-importing a file
    duplicates nothing and rewrites nothing. A line without the key leaves the stored
@@ -441,6 +442,9 @@ class _Import:
                 lists[kind][issue_id] = items
             if line.crawl_duration_ms is not None:
                 durations[issue_id] = line.crawl_duration_ms
+        # Children and links go in the lock order too: the upsert above took these
+        # issues' locks in this transaction, so this waits for nothing (see issues.py).
+        s.issues.lock_for_write(issue_ids=list(last))
         rows = s.fetch_rows(ISSUE_KEYS.bind({"issue_ids": list(last)}))
         keys: dict[str, int] = {row["issue_id"]: row["issue_pk"] for row in rows}
 

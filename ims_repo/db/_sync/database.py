@@ -174,10 +174,11 @@ class Database:
         ingest that one connection cannot feed fast enough (the server works on each
         connection with one core). Each session has the context ``user_id``.
 
-        Items are dealt to the sessions by a stable hash of their ``issue_id``, so the
-        items of one issue stay on one connection, in order (the merge rules of
-        ``upsert_many`` hold). Each session commits every batch it writes: this is not
-        one transaction. When an item is refused (``InvalidInput``, naming its position
+        Items are dealt to the sessions by the lock bucket of their ``issue_id`` (the
+        lock order of ``repositories/issues.py``), so the items of one issue stay on one
+        connection, in order (the merge rules of ``upsert_many`` hold), and the sessions
+        never wait for each other's locks. Each session commits every batch it writes:
+        this is not one transaction. When an item is refused (``InvalidInput``, naming its position
         in ``issues``) or a session fails, the others stop after their current batch
         and the error is raised here; the batches committed before stay committed (a
         re-run of the same input is safe: an item already stored counts one more crawl

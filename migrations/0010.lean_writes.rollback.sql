@@ -1,5 +1,5 @@
--- Rollback of 0010 lean writes: restores 0009's state exactly: the raw_data
--- GIN index of 0002, the issues INSERT audit trigger calling 0005's
+-- Rollback of 0010 lean writes: restores 0009's state exactly: the default
+-- toast_tuple_target and the raw_data GIN index of 0002, the issues INSERT audit trigger calling 0005's
 -- audit_changes (whole rows), and 0005's definition and comment of that
 -- function (CREATE OR REPLACE keeps its privileges). Audit rows written
 -- meanwhile are kept (the table belongs to 0002).
@@ -9,6 +9,11 @@
 SET LOCAL ROLE ims_owner;
 
 SET LOCAL lock_timeout = '5s';
+
+
+-- The default of 0002.
+ALTER TABLE ims.issues
+    RESET (toast_tuple_target);
 
 
 -- As in 0002.

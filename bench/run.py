@@ -432,6 +432,15 @@ do), and the peak RSS growth of the process during a run.
   `bulk_save_objects` in batches of 5,000, `text()` for `ims.search_issues`. The ORM
   returns its own objects (not converted to records inside the timing) and keeps them
   loaded after commit (`expire_on_commit=False`): both favour the ORM.
+- **plain table** (`ref:plain_table` of the ingest, `bench/raw.py`): the table a user who
+  skips the layer builds (same columns, one english vector + GIN, btrees on the key,
+  `issue_id`, product and status; no RLS, no audit), written by one connection's text
+  COPY without validation; every ingest is also shown as a ratio to its rate.
+- **crawl_page** (`bench/crawl_page.py`): pages of 50 fresh issues with their comments,
+  history and an attachment each, linked to a crawl session, the search logged; one
+  checkout a page. ims_repo stores a page with `ims_repo.importer.import_file` on the open
+  session (the one public path with a constant number of statements); the statements each
+  implementation sent per page are listed under the table.
 - Every workload checks that the three implementations return the same results
   (converted to the records outside the timing); write workloads also compare a digest
   of the rows they leave, and start from the same state (untimed cleanup and VACUUM).

@@ -1,5 +1,5 @@
-"""The workloads of issue 5, each written three ways on the same data, and the check that
-the three return the same results.
+"""The workloads of issues 5 and 13, each written three ways on the same data, and the
+check that the three return the same results.
 
 A workload is a list of operations (``ops``) and, per implementation, a function that
 performs one operation. Every read operation is one pooled checkout with the RLS

@@ -122,7 +122,6 @@ def insert_seconds(conn: psycopg.Connection[Any], table: str, repeat: int) -> li
     times: list[float] = []
     for _ in range(repeat):
         conn.execute("VACUUM " + table)
-        conn.execute("CHECKPOINT")
         with conn.transaction(force_rollback=True):
             if table.startswith("ims."):
                 conn.execute("SET LOCAL ROLE ims_owner")

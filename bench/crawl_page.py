@@ -8,7 +8,7 @@ logs the search; written three ways, each counting the statements it sends.
   children (a fresh page; it does not compare them with stored lists as ims_repo does),
   which favours it.
 - **ims_repo**: the public API that stores a page in a constant number of statements,
-  ``ims_repo.importer.import_file`` on the open session with the page as JSON Lines
+  ``ims_repo.services.importer.import_file`` on the open session with the page as JSON Lines
   (upsert, one statement per child table replacing the lists that differ, links), then
   ``s.search_queries.log``. The layer has no such method for in-memory records (the
   page is serialised only to be parsed again): see docs/BENCHMARKS.md.
@@ -36,8 +36,8 @@ from bench import data, orm
 from bench.orm import OrmDatabase
 from bench.raw import _SET_CONTEXT, NEW_ISSUE_FIELDS, Raw
 from ims_repo import Database, NewIssue, NewSearchQuery
-from ims_repo.importer import import_file
-from ims_repo.records import NewAttachment, NewIssueComment, NewIssueHistory
+from ims_repo.services.importer import import_file
+from ims_repo.core.records import NewAttachment, NewIssueComment, NewIssueHistory
 
 PREFIX = "PAGE"
 QUERY = "crawl page"

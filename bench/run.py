@@ -438,7 +438,7 @@ do), and the peak RSS growth of the process during a run.
   COPY without validation; every ingest is also shown as a ratio to its rate.
 - **crawl_page** (`bench/crawl_page.py`): pages of 50 fresh issues with their comments,
   history and an attachment each, linked to a crawl session, the search logged; one
-  checkout a page. ims_repo stores a page with `ims_repo.importer.import_file` on the open
+  checkout a page. ims_repo stores a page with `ims_repo.services.importer.import_file` on the open
   session (the one public path with a constant number of statements); the statements each
   implementation sent per page are listed under the table.
 - Every workload checks that the three implementations return the same results

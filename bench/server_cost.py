@@ -9,7 +9,7 @@ issues (about 60-character titles, 400-character descriptions, from ``bench.data
 vocabularies), each rolled back and followed by a ``VACUUM`` so the next run starts from
 the same table. Steps, each on top of the one before:
 
-- ``0009``: migrations 0001-0009 (``ims_repo.migrations.rollback`` of 0010);
+- ``0009``: migrations 0001-0009 (``ims_repo.services.migrations.rollback`` of 0010);
 - ``0010``: every migration, first with the default ``toast_tuple_target`` (what 0010's
   setting buys), then as migrated;
 - then without the audit trigger on INSERT, without 0009's two indexes, without the title
@@ -39,7 +39,7 @@ from psycopg.types.json import Jsonb
 
 from bench import data
 from bench.raw import PLAIN_TABLE
-from ims_repo.migrations import migrate, rollback
+from ims_repo.services.migrations import migrate, rollback
 
 COLUMNS = (
     "issue_id",

@@ -36,8 +36,8 @@ from bench import data, orm
 from bench.orm import OrmDatabase
 from bench.raw import _SET_CONTEXT, NEW_ISSUE_FIELDS, Raw
 from ims_repo import Database, NewIssue, NewSearchQuery
-from ims_repo.services.importer import import_file
 from ims_repo.core.records import NewAttachment, NewIssueComment, NewIssueHistory
+from ims_repo.services.importer import import_file
 
 PREFIX = "PAGE"
 QUERY = "crawl page"

@@ -78,7 +78,7 @@ async def run_workload(workload: AsyncWorkload, repeat: int, *, say: Any = print
     agreed: Any = None
     if not workload.write:  # warm up: pool connections, prepared statements, threads
         for name in (*impls, *refs):
-            for op in workload.ops[:20]:
+            for op in workload.ops[: workload.warm_up]:
                 await _call(workload.impls[name], op)
     for rep in range(repeat):
         shift = rep % len(impls)

@@ -71,6 +71,8 @@ class AsyncWorkload:
     verify: Callable[[Any], Any] | None = None
     per_item: int = 0
     """Items one operation handles (for a rate: reads or issues per second)."""
+    warm_up: int = 20
+    """Operations each implementation runs untimed first (reads only)."""
 
 
 class AsyncBench:
@@ -352,6 +354,7 @@ class AsyncBench:
             canon=canon,
             target=Target(most=None),
             per_item=CONCURRENT_READS,
+            warm_up=2,
         )
 
     # --- fresh ingest ------------------------------------------------------------------

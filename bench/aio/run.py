@@ -2,24 +2,32 @@
 
     .venv/bin/python -m bench.aio [--size 100000] [--repeat 5] [--write-repeat 3]
                                   [--only WORKLOAD ...] [--write-doc] [--keep]
+                                  [--profile WORKLOAD [--profile-impl IMPL]]
 
 The database and its data are ``bench.data``'s (the same builder as ``python -m bench``).
 Everything runs in one event loop; the sync implementations run in it too, blocking it
-while they work (nothing else is scheduled meanwhile). Each repetition rotates the order
-of the implementations, as ``bench.run`` does; the table shows medians over repetitions.
+while they work (nothing else is scheduled meanwhile). A repetition of a read workload
+runs every implementation interleaved, slice by slice of its operations (rotating the
+order per slice), so that the load of the machine's other tenants falls on all of them
+alike; the ingest runs whole, rotated per repetition as ``bench.run`` does. The table
+shows medians over repetitions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import inspect
+import io
 import os
+import pstats
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,14 @@ class AsyncOutcome:
     results: Any = None
     """ims_repo's canonical results of the first repetition (what every implementation
     agreed on)."""
+    waits: dict[str, list[float]] = field(default_factory=dict)
+    """Per implementation and repetition: how long the event loop's thread waited for a
+    CPU (runnable, not running; the kernel's run-queue delay) during its runs."""
+
+    def wait_share(self, impl: str) -> float:
+        """The median share of an implementation's wall time spent waiting for a CPU."""
+        shares = [w / s for w, s in zip(self.waits[impl], self.runs[impl].seconds, strict=True)]
+        return statistics.median(shares)
 
     def ratio(self, top: str, bottom: str) -> float:
         return self.runs[top].median / self.runs[bottom].median
@@ -55,26 +71,68 @@ async def _call(function: Callable[[Any], Any], op: Any) -> Any:
     return result
 
 
-async def measure(workload: AsyncWorkload, impl: str) -> tuple[float, float, list[Any], Any]:
-    """One run: prepare, time every operation (wall and client CPU), verify."""
+def _run_queue_wait() -> float:
+    """Seconds this thread has spent runnable but waiting for a CPU (Linux schedstat;
+    0 where it is not available)."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+async def measure(workload: AsyncWorkload, impl: str) -> tuple[float, float, float, list[Any], Any]:
+    """One run: prepare, time every operation (wall, client CPU, the loop thread's wait
+    for a CPU), verify."""
     function = workload.impls[impl]
     before = workload.prepare() if workload.prepare else None
     gc.collect()
     results: list[Any] = []
+    waited = _run_queue_wait()
     started = time.perf_counter()
     cpu_started = time.process_time()
     for op in workload.ops:
         results.append(await _call(function, op))
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
+    waited = _run_queue_wait() - waited
     state = workload.verify(before) if workload.verify else None
-    return elapsed, cpu, results, state
+    return elapsed, cpu, waited, results, state
+
+
+async def measure_interleaved(
+    workload: AsyncWorkload, order: Sequence[str], chunks: int = 20
+) -> dict[str, tuple[float, float, float, list[Any]]]:
+    """One run of every implementation in ``order`` over a read workload, interleaved:
+    the operations are cut into ``chunks`` slices and each slice is run by every
+    implementation in turn (the order rotated per slice), so that a change of the
+    machine's load during the run (other tenants) falls on all of them alike. Per
+    implementation: the summed wall time, client CPU time and wait for a CPU, and its
+    results in order."""
+    gc.collect()
+    size = max(1, -(-len(workload.ops) // chunks))
+    timed: dict[str, list[Any]] = {impl: [0.0, 0.0, 0.0, []] for impl in order}
+    for index, first in enumerate(range(0, len(workload.ops), size)):
+        ops = workload.ops[first : first + size]
+        shift = index % len(order)
+        for impl in [*order[shift:], *order[:shift]]:
+            function = workload.impls[impl]
+            results = timed[impl][3]
+            waited = _run_queue_wait()
+            started = time.perf_counter()
+            cpu_started = time.process_time()
+            for op in ops:
+                results.append(await _call(function, op))
+            timed[impl][0] += time.perf_counter() - started
+            timed[impl][1] += time.process_time() - cpu_started
+            timed[impl][2] += _run_queue_wait() - waited
+    return {impl: (wall, cpu, wait, done) for impl, (wall, cpu, wait, done) in timed.items()}
 
 
 async def run_workload(workload: AsyncWorkload, repeat: int, *, say: Any = print) -> AsyncOutcome:
     impls = [name for name in workload.impls if name in IMPLEMENTATIONS]
     refs = [name for name in workload.impls if name.startswith("ref:")]
     runs = {name: Runs() for name in (*impls, *refs)}
+    waits: dict[str, list[float]] = {name: [] for name in runs}
     agreed: Any = None
     if not workload.write:  # warm up: pool connections, prepared statements, threads
         for name in (*impls, *refs):
@@ -85,13 +143,23 @@ async def run_workload(workload: AsyncWorkload, repeat: int, *, say: Any = print
         order = impls[shift:] + impls[:shift] + (refs if rep == 0 else [])
         canon: dict[str, Any] = {}
         states: dict[str, Any] = {}
-        for impl in order:
-            elapsed, cpu, results, state = await measure(workload, impl)
+        if not workload.write:
+            measured = await measure_interleaved(workload, order)
+            for impl, (elapsed, cpu, waited, results) in measured.items():
+                runs[impl].seconds.append(elapsed)
+                runs[impl].cpu.append(cpu)
+                waits[impl].append(waited)
+                if rep == 0:
+                    canon[impl] = workload.canon(impl, results)
+                    states[impl] = None
+                del results
+        for impl in order if workload.write else ():
+            elapsed, cpu, waited, results, state = await measure(workload, impl)
             runs[impl].seconds.append(elapsed)
             runs[impl].cpu.append(cpu)
-            if rep == 0 or workload.write:
-                canon[impl] = workload.canon(impl, results)
-                states[impl] = state
+            waits[impl].append(waited)
+            canon[impl] = workload.canon(impl, results)
+            states[impl] = state
             del results
         if canon:
             for impl in canon:
@@ -109,7 +177,26 @@ async def run_workload(workload: AsyncWorkload, repeat: int, *, say: Any = print
             f"    rep {rep + 1}/{repeat}: "
             + ", ".join(f"{name} {_fmt(runs[name].seconds[-1])}" for name in order)
         )
-    return AsyncOutcome(workload, runs, agreed)
+    return AsyncOutcome(workload, runs, agreed, waits)
+
+
+async def profile_workload(workload: AsyncWorkload, impl: str, top: int = 30) -> str:
+    """cProfile of one run of ``impl`` (after one unprofiled run), by own time."""
+    await measure(workload, impl)
+    function = workload.impls[impl]
+    before = workload.prepare() if workload.prepare else None
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for op in workload.ops:
+        await _call(function, op)
+    profiler.disable()
+    if workload.verify:
+        workload.verify(before)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
 
 
 async def run_all(
@@ -118,9 +205,11 @@ async def run_all(
     write_repeat: int,
     *,
     only: Sequence[str] | None = None,
+    profile: tuple[str, str] | None = None,
     say: Any = print,
 ) -> list[AsyncOutcome]:
-    """Every async workload (or those named in ``only``), in one event loop."""
+    """Every async workload (or those named in ``only``), in one event loop; then the
+    profile of ``profile`` = (workload, implementation), printed, when asked for."""
     abench = await AsyncBench.start(bench)
     try:
         outcomes = []
@@ -130,6 +219,10 @@ async def run_all(
             say(f"  {workload.name}: {workload.title}")
             count = write_repeat if workload.write else repeat
             outcomes.append(await run_workload(workload, count, say=say))
+        if profile is not None:
+            name, impl = profile
+            chosen = [w for w in abench.workloads() if w.name == name]
+            say(await profile_workload(chosen[0], impl))
         return outcomes
     finally:
         await abench.close()
@@ -154,9 +247,10 @@ def _cell(outcome: AsyncOutcome, impl: str, value: Callable[[Runs], float]) -> s
 def table(outcomes: Sequence[AsyncOutcome]) -> str:
     head = (
         "| workload | ops/run | async floor | AsyncDatabase | Database (sync) "
-        "| async / floor | async / sync | target | client CPU per op floor / async / sync |"
+        "| async / floor | async / sync | target | client CPU per op floor / async / sync "
+        "| waiting for a CPU floor / async / sync |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 10]
     for outcome in outcomes:
         workload = outcome.workload
         runs = outcome.runs
@@ -170,10 +264,13 @@ def table(outcomes: Sequence[AsyncOutcome]) -> str:
             name = "async / floor" if target.bottom == "floor" else "async / sync"
             check = f"{name} ≤ {target.most:.2f} {'ok' if ratio <= target.most else 'MISS'}"
         cpu = " / ".join(_cell(outcome, impl, lambda r: r.median_cpu) for impl in IMPLEMENTATIONS)
+        waiting = " / ".join(
+            f"{outcome.wait_share(impl):.0%}" if impl in runs else "-" for impl in IMPLEMENTATIONS
+        )
         lines.append(
             f"| {workload.name} | {len(workload.ops)} | {_cell(outcome, 'floor', _median)} "
             f"| {_cell(outcome, 'ims_repo', _median)} | {_cell(outcome, 'sync', _median)} "
-            f"| {layer} | {twin} | {check} | {cpu} |"
+            f"| {layer} | {twin} | {check} | {cpu} | {waiting} |"
         )
     return "\n".join(lines)
 
@@ -249,6 +346,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--write-doc", action="store_true", help="rewrite the async table in docs/BENCHMARKS.md"
     )
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument(
+        "--profile", metavar="WORKLOAD", help="print a cProfile of one run of WORKLOAD"
+    )
+    parser.add_argument(
+        "--profile-impl", default="ims_repo", help="the implementation --profile profiles"
+    )
     return parser.parse_args(argv)
 
 
@@ -268,7 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = Bench(db, plan)
         try:
             facts = machine(db)
-            outcomes = asyncio.run(run_all(bench, args.repeat, args.write_repeat, only=args.only))
+            profile = (args.profile, args.profile_impl) if args.profile else None
+            outcomes = asyncio.run(
+                run_all(bench, args.repeat, args.write_repeat, only=args.only, profile=profile)
+            )
         finally:
             bench.close()
         print()

@@ -52,6 +52,21 @@ class AsyncOutcome:
     """Per implementation and repetition: how long the event loop's thread waited for a
     CPU (runnable, not running; the kernel's run-queue delay) during its runs."""
 
+    slices: dict[str, list[list[float]]] = field(default_factory=dict)
+    """Per implementation and repetition: the wall time of each slice of operations
+    (``measure_interleaved``; one slice, the whole run, for the ingest)."""
+
+    def paired(self, top: str, bottom: str) -> float:
+        """The median over slices of ``top``'s time / ``bottom``'s time on the same slice
+        of operations, run back to back (the repetitions where both ran): robust to the
+        machine's load changing during a run, which moves both sides of a pair alike."""
+        ratios = [
+            a / b
+            for tops, bottoms in zip(self.slices[top], self.slices[bottom], strict=False)
+            for a, b in zip(tops, bottoms, strict=True)
+        ]
+        return statistics.median(ratios)
+
     def wait_share(self, impl: str) -> float:
         """The median share of an implementation's wall time spent waiting for a CPU."""
         shares = [w / s for w, s in zip(self.waits[impl], self.runs[impl].seconds, strict=True)]
@@ -101,7 +116,7 @@ async def measure(workload: AsyncWorkload, impl: str) -> tuple[float, float, flo
 
 async def measure_interleaved(
     workload: AsyncWorkload, order: Sequence[str], chunks: int = 20
-) -> dict[str, tuple[float, float, float, list[Any]]]:
+) -> dict[str, tuple[float, float, float, list[Any], list[float]]]:
     """One run of every implementation in ``order`` over a read workload, interleaved:
     the operations are cut into ``chunks`` slices and each slice is run by every
     implementation in turn (the order rotated per slice), so that a change of the
@@ -110,7 +125,7 @@ async def measure_interleaved(
     results in order."""
     gc.collect()
     size = max(1, -(-len(workload.ops) // chunks))
-    timed: dict[str, list[Any]] = {impl: [0.0, 0.0, 0.0, []] for impl in order}
+    timed: dict[str, list[Any]] = {impl: [0.0, 0.0, 0.0, [], []] for impl in order}
     for index, first in enumerate(range(0, len(workload.ops), size)):
         ops = workload.ops[first : first + size]
         shift = index % len(order)
@@ -122,10 +137,12 @@ async def measure_interleaved(
             cpu_started = time.process_time()
             for op in ops:
                 results.append(await _call(function, op))
-            timed[impl][0] += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            timed[impl][0] += elapsed
             timed[impl][1] += time.process_time() - cpu_started
             timed[impl][2] += _run_queue_wait() - waited
-    return {impl: (wall, cpu, wait, done) for impl, (wall, cpu, wait, done) in timed.items()}
+            timed[impl][4].append(elapsed)
+    return {impl: tuple(values) for impl, values in timed.items()}
 
 
 async def run_workload(workload: AsyncWorkload, repeat: int, *, say: Any = print) -> AsyncOutcome:
@@ -133,6 +150,7 @@ async def run_workload(workload: AsyncWorkload, repeat: int, *, say: Any = print
     refs = [name for name in workload.impls if name.startswith("ref:")]
     runs = {name: Runs() for name in (*impls, *refs)}
     waits: dict[str, list[float]] = {name: [] for name in runs}
+    slices: dict[str, list[list[float]]] = {name: [] for name in runs}
     agreed: Any = None
     if not workload.write:  # warm up: pool connections, prepared statements, threads
         for name in (*impls, *refs):
@@ -145,10 +163,11 @@ async def run_workload(workload: AsyncWorkload, repeat: int, *, say: Any = print
         states: dict[str, Any] = {}
         if not workload.write:
             measured = await measure_interleaved(workload, order)
-            for impl, (elapsed, cpu, waited, results) in measured.items():
+            for impl, (elapsed, cpu, waited, results, times) in measured.items():
                 runs[impl].seconds.append(elapsed)
                 runs[impl].cpu.append(cpu)
                 waits[impl].append(waited)
+                slices[impl].append(times)
                 if rep == 0:
                     canon[impl] = workload.canon(impl, results)
                     states[impl] = None
@@ -158,6 +177,7 @@ async def run_workload(workload: AsyncWorkload, repeat: int, *, say: Any = print
             runs[impl].seconds.append(elapsed)
             runs[impl].cpu.append(cpu)
             waits[impl].append(waited)
+            slices[impl].append([elapsed])
             canon[impl] = workload.canon(impl, results)
             states[impl] = state
             del results
@@ -177,7 +197,7 @@ async def run_workload(workload: AsyncWorkload, repeat: int, *, say: Any = print
             f"    rep {rep + 1}/{repeat}: "
             + ", ".join(f"{name} {_fmt(runs[name].seconds[-1])}" for name in order)
         )
-    return AsyncOutcome(workload, runs, agreed, waits)
+    return AsyncOutcome(workload, runs, agreed, waits, slices)
 
 
 async def profile_workload(workload: AsyncWorkload, impl: str, top: int = 30) -> str:
@@ -247,20 +267,25 @@ def _cell(outcome: AsyncOutcome, impl: str, value: Callable[[Runs], float]) -> s
 def table(outcomes: Sequence[AsyncOutcome]) -> str:
     head = (
         "| workload | ops/run | async floor | AsyncDatabase | Database (sync) "
-        "| async / floor | async / sync | target | client CPU per op floor / async / sync "
+        "| async / floor (paired) | async / sync (paired) | target (paired) "
+        "| client CPU per op floor / async / sync "
         "| waiting for a CPU floor / async / sync |"
     )
     lines = [head, "|" + "---|" * 10]
     for outcome in outcomes:
         workload = outcome.workload
         runs = outcome.runs
-        layer = f"{outcome.ratio('ims_repo', 'floor'):.2f}" if "floor" in runs else "-"
-        twin = f"{outcome.ratio('ims_repo', 'sync'):.2f}"
+        layer = (
+            f"{outcome.ratio('ims_repo', 'floor'):.2f} ({outcome.paired('ims_repo', 'floor'):.2f})"
+            if "floor" in runs
+            else "-"
+        )
+        twin = f"{outcome.ratio('ims_repo', 'sync'):.2f} ({outcome.paired('ims_repo', 'sync'):.2f})"
         target = workload.target
         if target.most is None:
             check = "reported"
         else:
-            ratio = outcome.ratio(target.top, target.bottom)
+            ratio = outcome.paired(target.top, target.bottom)
             name = "async / floor" if target.bottom == "floor" else "async / sync"
             check = f"{name} ≤ {target.most:.2f} {'ok' if ratio <= target.most else 'MISS'}"
         cpu = " / ".join(_cell(outcome, impl, lambda r: r.median_cpu) for impl in IMPLEMENTATIONS)

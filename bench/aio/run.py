@@ -51,7 +51,6 @@ class AsyncOutcome:
     waits: dict[str, list[float]] = field(default_factory=dict)
     """Per implementation and repetition: how long the event loop's thread waited for a
     CPU (runnable, not running; the kernel's run-queue delay) during its runs."""
-
     slices: dict[str, list[list[float]]] = field(default_factory=dict)
     """Per implementation and repetition: the wall time of each slice of operations
     (``measure_interleaved``; one slice, the whole run, for the ingest)."""

@@ -74,9 +74,6 @@ class AsyncOutcome:
     def ratio(self, top: str, bottom: str) -> float:
         return self.runs[top].median / self.runs[bottom].median
 
-    def per_op(self, impl: str) -> float:
-        return self.runs[impl].median / len(self.workload.ops)
-
 
 async def _call(function: Callable[[Any], Any], op: Any) -> Any:
     result = function(op)

@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ims-repo-installed
 IMS_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/ims_demo
 
-.PHONY: demo test install bench
+.PHONY: demo test install bench bench-aio
 
 demo: install
 	PYTHON=$(BIN)/python scripts/ensure-postgres "$(IMS_DATABASE_URL)"
@@ -36,6 +36,11 @@ test: install
 # table; e.g. `make bench BENCH_ARGS="--size 20000 --write-doc"`.
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The async benchmarks of issue 12 (AsyncDatabase vs async psycopg, tasks vs threads,
+# async vs sync ingest); e.g. `make bench-aio BENCH_ARGS="--size 20000 --write-doc"`.
+bench-aio: install
+	$(BIN)/python -m bench.aio $(BENCH_ARGS)
 
 install: $(STAMP)
 

@@ -6,6 +6,11 @@
   (no ``as s:``) runs inside ``with db.session(user_id=2) as s:`` (user 2 is
   ``yijae.shin``). Functions named ``test_*`` that a block defines are then called with
   the plugin fixtures they name, as pytest would.
+- A block that says ``await`` or ``async`` is asyncio code: it is compiled with top-level
+  ``await`` allowed and run inside ``asyncio.run``, with ``db`` an ``AsyncDatabase`` on
+  the same login and, for a block without ``as s:``, inside
+  ``async with db.session(user_id=2) as s:``. Its ``async def test_*`` functions are
+  awaited.
 - Every ```sql block starts with ``-- <file>.sql: <name>`` (or ``-- <path>.sql`` for a
   whole file) and its text, with ``…`` marking elisions, must appear in that named
   statement in that order: the quotes stay true to the files.
@@ -14,6 +19,8 @@
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import inspect
 import re
 from collections.abc import Callable, Iterator
@@ -28,6 +35,8 @@ import pytest
 
 import ims_repo.db._async.database
 from ims_repo import (
+    AsyncDatabase,
+    AsyncSession,
     Database,
     NewAttachment,
     NewCrawlSession,
@@ -90,11 +99,18 @@ def guide_blocks(lang: str) -> list[Block]:
 
 PYTHON = guide_blocks("python")
 SQL = guide_blocks("sql")
+_ASYNC = re.compile(r"\b(?:await|async)\b")
+
+
+def is_async(block: Block) -> bool:
+    """Whether a python block is asyncio code (run in ``asyncio.run``, ``db`` async)."""
+    return _ASYNC.search(block.text) is not None
 
 
 def test_the_guide_has_its_blocks() -> None:
     """A parsing slip must not turn the checks below into no checks at all."""
     assert len(PYTHON) >= 18
+    assert len([block for block in PYTHON if is_async(block)]) >= 9
     assert len(SQL) >= 12
 
 
@@ -312,6 +328,9 @@ def guide_env(
 
 
 def run_block(block: Block, db: Database, fixtures: dict[str, Any]) -> None:
+    if is_async(block):
+        asyncio.run(run_async_block(block, fixtures))
+        return
     # Padding puts tracebacks on the block's own lines of docs/GUIDE.md.
     code = compile("\n" * (block.line - 1) + block.text, str(GUIDE), "exec")
     namespace: dict[str, Any] = {"__name__": "guide_snippet", "db": db}
@@ -331,6 +350,41 @@ def run_block(block: Block, db: Database, fixtures: dict[str, Any]) -> None:
         test(**{name: fixtures[name] for name in wanted})
 
 
+async def run_async_block(block: Block, fixtures: dict[str, Any]) -> None:
+    """An asyncio block: top-level ``await`` allowed, ``db`` an ``AsyncDatabase``."""
+    code = compile(
+        "\n" * (block.line - 1) + block.text,
+        str(GUIDE),
+        "exec",
+        flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+    )
+    async with AsyncDatabase(fixtures["ims_app_url"], min_size=1, max_size=4) as db:
+        namespace: dict[str, Any] = {"__name__": "guide_snippet", "db": db}
+        if "as s:" in block.text:
+            await _run_code(code, namespace)
+        else:
+            async with db.session(user_id=2) as s:
+                namespace["s"] = s
+                await _run_code(code, namespace)
+        tests: list[Callable[..., Any]] = [
+            value
+            for name, value in namespace.items()
+            if name.startswith("test_") and inspect.isfunction(value)
+        ]
+        for test in tests:
+            wanted = inspect.signature(test).parameters
+            result = test(**{name: fixtures[name] for name in wanted})
+            if inspect.isawaitable(result):
+                await result
+
+
+async def _run_code(code: Any, namespace: dict[str, Any]) -> None:
+    """Run a module-level code object; with top-level ``await`` it is a coroutine."""
+    result = eval(code, namespace)
+    if inspect.isawaitable(result):
+        await result
+
+
 @pytest.mark.parametrize("block", PYTHON, ids=[f"GUIDE.md:{b.line}" for b in PYTHON])
 def test_python_block_runs(block: Block, ims_db: Database, guide_env: dict[str, Any]) -> None:
     run_block(block, ims_db, guide_env)
@@ -344,6 +398,23 @@ def test_a_failing_block_fails(ims_db: Database, guide_env: dict[str, Any]) -> N
         )
     with pytest.raises(AssertionError):
         run_block(Block("python", 1, "def test_x(ims_db):\n    assert False\n"), ims_db, guide_env)
+
+
+def test_a_failing_async_block_fails(ims_db: Database, guide_env: dict[str, Any]) -> None:
+    """An asyncio block runs for real: a failing assertion after an ``await`` and a
+    failing ``async def test_*`` both fail the test."""
+    with pytest.raises(AssertionError):
+        run_block(
+            Block("python", 1, "assert (await s.users.get(2)).username == 'nobody'\n"),
+            ims_db,
+            guide_env,
+        )
+    with pytest.raises(AssertionError):
+        run_block(
+            Block("python", 1, "async def test_x(ims_app_url):\n    assert False\n"),
+            ims_db,
+            guide_env,
+        )
 
 
 # --- the SQL quotes ----------------------------------------------------------------------------
@@ -405,9 +476,9 @@ def test_sql_quote_check_can_fail() -> None:
 # --- the method names ----------------------------------------------------------------------------
 
 
-def _repositories() -> dict[str, type]:
+def _repositories(session: type = Session) -> dict[str, type]:
     found = {}
-    for name, value in vars(Session).items():
+    for name, value in vars(session).items():
         if isinstance(value, cached_property):
             found[name] = get_type_hints(value.func)["return"]
     return found
@@ -431,4 +502,18 @@ def test_every_method_the_guide_names_exists() -> None:
         if repo not in repositories or not hasattr(repositories[repo], method)
     ]
     missing += [f"s.{name}" for name in sorted(names) if name not in session_names]
+    assert missing == []
+    # The asyncio blocks use the same names on AsyncSession: every one exists there too.
+    async_repositories = _repositories(AsyncSession)
+    assert set(async_repositories) == set(repositories)
+    missing = [
+        f"AsyncSession: s.{repo}.{method}"
+        for repo, method in sorted(methods)
+        if not hasattr(async_repositories[repo], method)
+    ]
+    missing += [
+        f"AsyncSession: s.{name}"
+        for name in sorted(names)
+        if name not in set(dir(AsyncSession)) | {"statements_sent"}
+    ]
     assert missing == []

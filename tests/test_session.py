@@ -7,7 +7,9 @@ except where it checks that a superuser login is refused.
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
+import weakref
 from pathlib import Path
 
 import pytest
@@ -217,3 +219,20 @@ def test_a_failed_read_outside_a_transaction_leaves_the_session_usable(ims_db: D
         with pytest.raises(InvalidInput):
             s.users.get("abc")  # type: ignore[arg-type]  # not a bigint: refused by the server
         assert s.users.get_by_username("kept") is not None
+
+
+def test_a_session_is_freed_at_the_end_of_its_block_without_the_garbage_collector(
+    ims_db: Database,
+) -> None:
+    """No reference cycle per checkout (a session and its repositories): a closed session
+    goes when its last reference does, not at the collector's next full pass."""
+    gc.disable()
+    try:
+        with ims_db.session(user_id=None) as s:
+            s.users.get(1)
+            s.issues.get(1)
+        gone = weakref.ref(s)
+        del s
+        assert gone() is None
+    finally:
+        gc.enable()

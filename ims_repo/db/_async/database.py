@@ -154,6 +154,8 @@ class AsyncDatabase:
             except BaseException:
                 await session.close(failed=True)
                 raise
+            finally:
+                session.forget_repositories()
             await session.close(failed=False)
         finally:
             if connection.broken:

@@ -154,6 +154,8 @@ class Database:
             except BaseException:
                 session.close(failed=True)
                 raise
+            finally:
+                session.forget_repositories()
             session.close(failed=False)
         finally:
             if connection.broken:

@@ -59,10 +59,9 @@ async def test_open_close_and_async_with(ims_app_url: str) -> None:
     async with db.session() as s:
         assert await s.execute("SELECT current_user AS role") == [{"role": "ims_test_app"}]
     await db.close()
-    async with AsyncDatabase(ims_app_url, max_size=2) as entered:
-        async with entered.session(user_id=3) as s:
-            assert s.user_id == 3
-            assert await s.execute(CONTEXT) == [{"ctx": "3"}]
+    async with AsyncDatabase(ims_app_url, max_size=2) as entered, entered.session(user_id=3) as s:
+        assert s.user_id == 3
+        assert await s.execute(CONTEXT) == [{"ctx": "3"}]
     lazy = AsyncDatabase(ims_app_url, max_size=1)  # never opened: the first session opens it
     try:
         async with lazy.session() as s:
@@ -325,7 +324,7 @@ async def test_invalid_input_is_refused_before_any_sql_reaches_the_server(wire: 
                 await s.issues.get("one")  # type: ignore[arg-type]
             with pytest.raises(InvalidInput, match="limit"):
                 await s.users.find(limit=-1)
-            with pytest.raises(InvalidInput, match="unknown filter|not a filter|filter"):
+            with pytest.raises(InvalidInput, match="unknown filter 'password'"):
                 await s.users.find(password="x")
             with pytest.raises(InvalidInput, match="severity"):
                 await s.session_errors.delete_by_severity("fatal")  # type: ignore[arg-type]

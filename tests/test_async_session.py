@@ -476,3 +476,31 @@ async def test_a_cancelled_upsert_issues_propagates_and_returns_its_connections(
             "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
         ).fetchone()
     assert busy == (0,)
+
+
+async def test_a_task_cancelled_while_its_checkout_tests_a_connection_gives_it_back(
+    ims_app_url: str, ims_admin_url: str
+) -> None:
+    """After a lost connection, the others opened before it are tested once at their next
+    checkout (an empty query): a cancellation landing in that test must not take the
+    connection out of the pool for good."""
+    async with AsyncDatabase(ims_app_url, min_size=2, max_size=2, timeout=1) as db:
+        async with db.session() as a, db.session() as b:  # both connections exist
+            await a.users.find()
+            await b.users.find()
+        with pytest.raises(DatabaseUnavailable):
+            async with db.session() as s:  # one dies: the other is now suspect
+                await s.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+        async def cancelled_at_its_checkout() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()  # lands at the first suspension: the suspect connection's test
+            async with db.session():
+                raise AssertionError("the checkout should have been cancelled")
+
+        for _ in range(2):  # whichever connection the pool hands out first
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.create_task(cancelled_at_its_checkout())
+        async with db.session() as a, db.session() as b:  # still both, at once
+            assert await a.execute(CONTEXT) == await b.execute(CONTEXT) == [{"ctx": ""}]

@@ -139,12 +139,12 @@ async def wire(ims_app_url: str) -> AsyncIterator[Wire]:
 
     async def serve(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await connect()
-        spawn(_relay(client_r, server_w, wire.sent, startup=True))
-        spawn(_relay(server_r, client_w, wire.received, startup=False))
+        spawn(_relay(client_r, server_w, counts.sent, startup=True))
+        spawn(_relay(server_r, client_w, counts.received, startup=False))
 
     relay = await asyncio.start_server(serve, "127.0.0.1", 0)
     relay_port = relay.sockets[0].getsockname()[1]
-    wire = Wire(
+    counts = Wire(
         make_conninfo(
             ims_app_url,
             host="127.0.0.1",
@@ -154,7 +154,7 @@ async def wire(ims_app_url: str) -> AsyncIterator[Wire]:
         )
     )
     try:
-        yield wire
+        yield counts
     finally:
         relay.close()
         for task in list(tasks):

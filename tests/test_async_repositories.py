@@ -12,6 +12,7 @@ import ast
 import inspect
 import typing
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from uuid import uuid4
@@ -160,7 +161,7 @@ async def test_crawl_sessions(ims_adb: AsyncDatabase, apeople: People) -> None:
         ]
         assert await s.crawl_sessions.list_for_user(apeople.bob) == []
         stats = await s.crawl_sessions.duration_stats()
-        assert (stats.min, stats.max, stats.avg) == (10, 30, 20)
+        assert (stats.min, stats.max, stats.avg) == (10, 30, Decimal(20))
         by_path = await s.crawl_sessions.find_by_metadata(
             path=["nl_parsing", "method"], equals="rule_based"
         )

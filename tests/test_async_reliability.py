@@ -294,6 +294,7 @@ POINTS = (
     "during an explicit commit",
     "during the block's commit",
     "anywhere in a busy block",
+    "entering the block, after a lost connection",
 )
 # A block cancelled at these points never reaches a commit: its writes must be gone.
 UNCOMMITTED = frozenset(POINTS[1:5])
@@ -376,6 +377,9 @@ async def block(s: AsyncSession, attempt: Attempt, probe: QueryFile, rng: random
     elif point == "during the block's commit":
         await s.issues.create(attempt.items(1)[0])
         attempt.cancel()  # the next await is the block's end: its COMMIT
+    elif point == "entering the block, after a lost connection":
+        await s.users.find(limit=1)  # cancelled before the block began: never done
+        raise AssertionError("the block went on after its cancellation")
     elif point == "anywhere in a busy block":
         attempt.reached.set()  # the canceller waits 0-20 ms: wherever the block is then
         for step in itertools.count():
@@ -461,15 +465,25 @@ async def test_a_thousand_cancellations_leak_nothing_and_lose_no_connection(
             try:
                 async with asyncio.timeout(None) as timeout:
                     attempt.timeout = timeout
-                    async with db.session(user_id=attempt.user) as s:
-                        await block(s, attempt, probe, rng)
+                    await enter(db, attempt, rng)
             except TimeoutError:
                 outcomes["TimeoutError reached the caller"] += 1
                 return
         else:
-            async with db.session(user_id=attempt.user) as s:
-                await block(s, attempt, probe, rng)
+            await enter(db, attempt, rng)
         outcomes["block ended without its cancellation"] += 1
+
+    async def enter(db: AsyncDatabase, attempt: Attempt, rng: random.Random) -> None:
+        if attempt.point == POINTS[-1]:
+            # A connection dies first, so the pool's others are tested (an empty query)
+            # at their next checkout; cancelled now, the block gets the error at its
+            # first suspension: in that test, waiting for a connection, or in its read.
+            with contextlib.suppress(DatabaseUnavailable):
+                async with db.session() as s:
+                    await s.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            attempt.cancel()
+        async with db.session(user_id=attempt.user) as s:
+            await block(s, attempt, probe, rng)
 
     async def lane(db: AsyncDatabase, admin: psycopg.AsyncConnection[Any], seed_: int) -> None:
         rng = random.Random(seed_)
@@ -540,10 +554,9 @@ async def test_a_thousand_cancellations_leak_nothing_and_lose_no_connection(
     }, outcomes
     assert cancelled == CANCELLATIONS
     assert min(outcomes.values()) > 300  # both ways, many times
-    assert all(
-        places[point] == CANCELLATIONS // len(POINTS) for point in POINTS if point != POINTS[4]
-    )
-    assert places["mid-COPY"] > 0.8 * CANCELLATIONS // len(POINTS), places
+    planned = Counter(POINTS[n % len(POINTS)] for n in range(CANCELLATIONS))
+    assert all(places[point] == planned[point] for point in POINTS if point != POINTS[4])
+    assert places["mid-COPY"] > 0.8 * planned[POINTS[4]], places
     assert leaks["wrong context"] == 0
     assert leaks["rows seen without context"] == 0
     assert leaks["rows of another user seen"] == 0

@@ -3,7 +3,10 @@
 # when pyproject.toml changes) and make sure PostgreSQL is running. `make test` checks that
 # the sync twin of ims_repo/db/_async is what scripts/async_to_sync.py generates, runs the
 # import-linter contracts of pyproject.toml (the layers), and lints the SQL before the
-# tests: the query files with sqlfluff (.sqlfluff), the migrations with squawk (.squawk.toml).
+# tests: the query files with sqlfluff (.sqlfluff), the migrations with squawk (.squawk.toml);
+# then scripts/smoke-wheel proves the built wheel, installed in a fresh venv with no extras,
+# from outside the repository (the checkout's editable install cannot show a file missing
+# from the wheel).
 
 PYTHON ?= python3
 VENV := .venv
@@ -21,11 +24,12 @@ test: install
 	@PYTHON=$(BIN)/python scripts/ensure-postgres \
 		|| echo "make: no PostgreSQL server; the tests will start a throwaway one if they can"
 	$(BIN)/python scripts/async_to_sync.py --check
-	$(BIN)/ruff check ims_repo tests scripts
+	$(BIN)/ruff check ims_repo tests scripts smoke setup.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/sqlfluff lint ims_repo/queries docs/examples
 	$(BIN)/squawk migrations/*.sql
+	PYTHON=$(PYTHON) scripts/smoke-wheel
 	$(BIN)/pytest
 
 # The benchmark of SPEC §8 (needs the `bench` extra, SQLAlchemy): prints the three-way
@@ -38,6 +42,6 @@ install: $(STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml Makefile | $(BIN)/python
+$(STAMP): pyproject.toml setup.py Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@

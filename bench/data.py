@@ -10,8 +10,9 @@ load itself writes no audit rows), then ``VACUUM ANALYZE``. Every value is a pur
 function of the issue's (or session's) number, so a re-crawl can regenerate exactly
 what is stored (``issue_items``) without keeping it in memory, at any size.
 
-Sizes for ``--size N`` issues (``Plan``): ~3 comments and ~2 history rows per issue, an
-attachment on every fifth, ``min(100, max(5, N // 1000))`` users (user 1 an admin), and
+Sizes for ``--size N`` issues (``Plan``): the shape of a busy tracker, 0-10 comments (5 on
+average) and 0-6 history rows (3 on average) per issue, an attachment on every fifth,
+``min(100, max(5, N // 1000))`` users (user 1 an admin), and
 ``N // 5`` crawl sessions spread over the ordinary users.
 """
 
@@ -351,8 +352,9 @@ def issue_items(
         yield issue_item(n, prefix, marked)
 
 
-def _comments(n: int, created: datetime) -> Iterator[tuple[Any, ...]]:
-    for order in range(_pick(n, 89, 7)):  # 0..6, 3 on average
+def comments(n: int, created: datetime) -> Iterator[tuple[Any, ...]]:
+    """Issue ``n``'s comments: (author, content, commented_at, comment_order)."""
+    for order in range(_pick(n, 89, 11)):  # 0..10, 5 on average
         yield (
             PEOPLE[_pick(n + order, 71, len(PEOPLE))],
             _COMMENTS[_pick(n * 7 + order, 73, len(_COMMENTS))],
@@ -361,8 +363,10 @@ def _comments(n: int, created: datetime) -> Iterator[tuple[Any, ...]]:
         )
 
 
-def _history(n: int, created: datetime) -> Iterator[tuple[Any, ...]]:
-    for step in range(_pick(n, 97, 5)):  # 0..4, 2 on average
+def history(n: int, created: datetime) -> Iterator[tuple[Any, ...]]:
+    """Issue ``n``'s field changes: (changed_at, changed_by, field_name, old_value,
+    new_value)."""
+    for step in range(_pick(n, 97, 7)):  # 0..6, 3 on average
         name = ("status", "priority", "assignee", "severity")[(n + step) % 4]
         yield (
             created + timedelta(hours=2 * step + 1, minutes=n % 60),
@@ -527,14 +531,14 @@ def load(db: BenchDatabase, plan: Plan, *, progress: bool = False) -> None:
                 "issue_comments",
                 ("issue_pk", "author", "content", "commented_at", "comment_order"),
                 ("int8", "text", "text", "timestamptz", "int4"),
-                _child_rows(plan.issues, _comments),
+                _child_rows(plan.issues, comments),
             )
             _copy(
                 conn,
                 "issue_history",
                 ("issue_pk", "changed_at", "changed_by", "field_name", "old_value", "new_value"),
                 ("int8", "timestamptz", "text", "text", "text", "text"),
-                _child_rows(plan.issues, _history),
+                _child_rows(plan.issues, history),
             )
             _copy(
                 conn,

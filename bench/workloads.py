@@ -1,5 +1,5 @@
-"""The workloads of issue 5, each written three ways on the same data, and the check that
-the three return the same results.
+"""The workloads of issues 5 and 13, each written three ways on the same data, and the
+check that the three return the same results.
 
 A workload is a list of operations (``ops``) and, per implementation, a function that
 performs one operation. Every read operation is one pooled checkout with the RLS
@@ -14,6 +14,7 @@ variants shown under the table: how far hand-written code can go beyond the floo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +23,10 @@ from typing import Any
 from sqlalchemy import func, text
 from sqlalchemy.orm import joinedload, selectinload
 
-from bench import data, orm
+from bench import crawl_page, data, orm
 from bench.data import BenchDatabase, Plan
 from bench.orm import OrmDatabase
-from bench.raw import Raw
+from bench.raw import PLAIN_TABLE, Raw
 from ims_repo import (
     Attachment,
     CrawlSession,
@@ -70,6 +71,11 @@ class Workload:
     verify: Callable[[Any], Any] | None = None
     per_item: int = 0
     """For bulk workloads: the items one operation handles (for a rate)."""
+    own_state: frozenset[str] = frozenset()
+    """Reference variants that write somewhere else (their database state is not
+    compared with ims_repo's; their results are)."""
+    statements: dict[str, int] = field(default_factory=dict)
+    """Statements one operation sent, per implementation (last run), where counted."""
 
 
 class Bench:
@@ -83,7 +89,11 @@ class Bench:
         self.orm = OrmDatabase(db.app_url)
         self.revision = 0
         """The revision the changed half of the stored issues carries now (0: none)."""
+        self.orm_statements = crawl_page.OrmCounter(self.orm)
         with db.admin() as conn:
+            for statement in PLAIN_TABLE.split(";"):
+                conn.execute(statement)
+            conn.execute(f'GRANT ALL ON public.plain_issues TO "{db.login}"')
             tables = ("issue_comments", "issue_history", "attachments", "crawl_sessions")
             counted = conn.execute(
                 "SELECT " + ", ".join(f"(SELECT count(*) FROM ims.{t})" for t in tables)
@@ -120,6 +130,7 @@ class Bench:
             self.ingest(),
             self.recrawl("recrawl_unchanged", changed=False),
             self.recrawl("recrawl_half_changed", changed=True),
+            self.crawl_page(),
         ]
 
     # --- users -------------------------------------------------------------------------------
@@ -533,13 +544,14 @@ class Bench:
                 "ims_repo": ims,
                 "orm": peer,
                 "ref:ims_repo_upsert_many": ims_one_connection,
-                "ref:ims_repo_3_connections": lambda _: self.ims.upsert_issues(
-                    items(), user_id=user, connections=3
-                ).inserted,
+                "ref:ims_repo_3_connections": lambda _: (
+                    self.ims.upsert_issues(items(), user_id=user, connections=3).inserted
+                ),
                 "ref:floor_copy_2_connections": lambda _: self.raw.ingest_copy_parallel(
                     user, items(), connections=2
                 ),
                 "ref:floor_stage_upsert": lambda _: self.raw.upsert_plain(user, items()).inserted,
+                "ref:plain_table": lambda _: self.raw.ingest_plain(items()),
             },
             canon=lambda impl, results: results,
             target=Target(layer_max=1 / 1.5, note="≥ 1.5x the single-connection COPY rate"),
@@ -547,6 +559,7 @@ class Bench:
             prepare=prepare,
             verify=verify,
             per_item=count,
+            own_state=frozenset({"ref:plain_table"}),
         )
 
     def recrawl(self, name: str, *, changed: bool) -> Workload:
@@ -641,6 +654,98 @@ class Bench:
             per_item=count,
         )
 
+    # --- the crawler's unit of work ----------------------------------------------------------
+
+    def crawl_page(self) -> Workload:
+        """Pages of fresh issues, each stored in one checkout with its children, its
+        links to the crawl session and the search log (``bench.crawl_page``)."""
+        user = self.user(2)
+        session_id = next(
+            s for s in range(1, self.plan.sessions + 1) if data.session_owner(self.plan, s) == user
+        )
+        pages = max(2, min(40, self.plan.issues // 2500))
+        ops = [crawl_page.page_items(page, PAGE, session_id) for page in range(pages)]
+        sent: dict[str, int] = {}
+
+        def counted(name: str, store: crawl_page.Store) -> Callable[[Any], Any]:
+            def run(items: list[dict[str, Any]]) -> int:
+                stored, statements = store(user, session_id, items)
+                sent[name] = statements
+                return stored
+
+            return run
+
+        def prepare() -> None:
+            self._reset_issues()
+
+        def verify(_: Any) -> Any:
+            return self._digest(f"{crawl_page.PREFIX}-%"), self._page_digest(session_id)
+
+        return Workload(
+            name="crawl_page",
+            title=f"{pages} crawl pages of {PAGE} fresh issues with comments, history, an "
+            "attachment each, session links and the search log; one checkout a page",
+            ops=ops,
+            impls={
+                "floor": counted(
+                    "floor", lambda u, s, items: crawl_page.floor_page(self.raw, u, s, items)
+                ),
+                "ims_repo": counted(
+                    "ims_repo", lambda u, s, items: crawl_page.ims_page(self.ims, u, s, items)
+                ),
+                "orm": counted(
+                    "orm",
+                    lambda u, s, items: crawl_page.orm_page(
+                        self.orm, self.orm_statements, u, s, items
+                    ),
+                ),
+                "ref:ims_repo_per_issue": counted(
+                    "ref:ims_repo_per_issue",
+                    lambda u, s, items: crawl_page.ims_page_per_issue(self.ims, u, s, items),
+                ),
+            },
+            canon=lambda impl, results: results,
+            target=Target(orm_min=3.0, note="statements per page constant"),
+            write=True,
+            prepare=prepare,
+            verify=verify,
+            per_item=pages * PAGE,
+            statements=sent,
+        )
+
+    def _page_digest(self, session_id: int) -> tuple[str, int]:
+        """An md5 of the crawl pages' comments, history, attachments and links, and the
+        number of searches logged for them."""
+        like = f"{crawl_page.PREFIX}-%"
+        parts = (
+            "SELECT string_agg(concat_ws('|', i.issue_id, c.author, c.content, c.commented_at,"
+            " c.comment_order), ',' ORDER BY i.issue_id, c.comment_order, c.commented_at,"
+            " c.content) FROM ims.issue_comments AS c JOIN ims.issues AS i USING (issue_pk)"
+            " WHERE i.issue_id LIKE %(like)s",
+            "SELECT string_agg(concat_ws('|', i.issue_id, h.changed_at, h.changed_by,"
+            " h.field_name, h.old_value, h.new_value), ',' ORDER BY i.issue_id, h.changed_at,"
+            " h.field_name) FROM ims.issue_history AS h JOIN ims.issues AS i USING (issue_pk)"
+            " WHERE i.issue_id LIKE %(like)s",
+            "SELECT string_agg(concat_ws('|', i.issue_id, a.session_id, a.filename, a.file_type,"
+            " a.file_size, a.storage_path, a.checksum_sha256, a.downloaded_at), ','"
+            " ORDER BY i.issue_id, a.filename) FROM ims.attachments AS a"
+            " JOIN ims.issues AS i USING (issue_pk) WHERE i.issue_id LIKE %(like)s",
+            "SELECT string_agg(concat_ws('|', i.issue_id, l.session_id, l.user_id,"
+            " l.crawl_order), ',' ORDER BY i.issue_id) FROM ims.session_issues AS l"
+            " JOIN ims.issues AS i USING (issue_pk) WHERE i.issue_id LIKE %(like)s",
+        )
+        with self.db.admin() as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            texts = [
+                str((conn.execute(part, {"like": like}).fetchone() or [None])[0]) for part in parts
+            ]
+            row = conn.execute(
+                "SELECT count(*) FROM ims.search_queries WHERE query_text = %s AND session_id = %s",
+                (crawl_page.QUERY, session_id),
+            ).fetchone()
+        logged = int(row[0]) if row else 0
+        return "/".join(md5_hex(t) for t in texts), logged
+
     # --- write helpers (untimed) -------------------------------------------------------------
 
     def _reset_issues(self) -> None:
@@ -650,11 +755,21 @@ class Bench:
             with conn.transaction():
                 conn.execute("SET LOCAL session_replication_role = replica")
                 # replica: no audit rows, and no ON DELETE CASCADE either (a trigger)
+                for table in (
+                    "issue_crawls",
+                    "issue_comments",
+                    "issue_history",
+                    "attachments",
+                    "session_issues",
+                    "issues",
+                ):
+                    conn.execute(
+                        f"DELETE FROM ims.{table} WHERE issue_pk > %s", (self.plan.issues,)
+                    )
                 conn.execute(
-                    "DELETE FROM ims.issue_crawls WHERE issue_pk > %s", (self.plan.issues,)
+                    "DELETE FROM ims.search_queries WHERE query_text = %s", (crawl_page.QUERY,)
                 )
-                conn.execute("DELETE FROM ims.issues WHERE issue_pk > %s", (self.plan.issues,))
-                conn.execute("TRUNCATE ims.audit_log")
+                conn.execute("TRUNCATE ims.audit_log, public.plain_issues")
             conn.execute("VACUUM ANALYZE ims.issues")
 
     def _store_digests(self) -> None:
@@ -731,6 +846,10 @@ def detail_record(value: Any) -> IssueDetail:
             "attachments": [_fields(Attachment, a) for a in value.attachments],
         }
     )
+
+
+def md5_hex(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
 
 
 def _digest_of(issue: dict[str, Any]) -> bytes:

@@ -45,10 +45,13 @@ NAMES = {
     # ims_repo/db/_acompat.py: what differs between asyncio and threads
     "AQueue": "Queue",
     "AEvent": "Event",
+    "ALock": "Lock",
     "aspawn": "spawn",
     "agather": "gather",
     "abatches": "batches",
     "AItems": "Items",
+    "AWrite": "Write",
+    "asleep": "sleep",
     "aiter_items": "iter_items",
 }
 _ASYNC_PREFIX = re.compile(r"^Async(?=[A-Z])")

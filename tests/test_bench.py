@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("sqlalchemy", reason="the bench extra (SQLAlchemy) is not installed")
 
+from bench import crawl_page, data
 from bench.data import BenchDatabase, Plan, load
 from bench.run import Mismatch, Outcome, run_workload, table
 from bench.workloads import Bench, Workload
@@ -61,6 +62,7 @@ def test_every_workload_runs_three_ways_and_agrees(outcomes: dict[str, Outcome])
         "ingest",
         "recrawl_unchanged",
         "recrawl_half_changed",
+        "crawl_page",
     ]
     for outcome in outcomes.values():
         for impl in ("floor", "ims_repo", "orm"):
@@ -105,6 +107,12 @@ def test_the_agreed_results_are_real_data(outcomes: dict[str, Outcome]) -> None:
     assert outcomes["ingest"].results == [SIZE]
     assert outcomes["recrawl_unchanged"].results == [(0, 0, SIZE)]
     assert outcomes["recrawl_half_changed"].results == [(0, SIZE // 2, SIZE // 2)]
+    # the plain table's COPY stored as many issues as ims_repo (its state is its own)
+    assert len(outcomes["ingest"].runs["ref:plain_table"].seconds) == 1
+    pages = outcomes["crawl_page"]
+    assert pages.results == [50] * len(pages.workload.ops)
+    comments = [len(item["comments"]) for page in pages.workload.ops for item in page]
+    assert max(comments) == 10 and 3 < sum(comments) / len(comments) < 7  # 0-10, about 5
 
 
 def test_a_disagreement_is_reported(bench: Bench) -> None:
@@ -124,3 +132,34 @@ def test_a_disagreement_is_reported(bench: Bench) -> None:
     )
     with pytest.raises(Mismatch, match="floor and ims_repo differ at operation 0"):
         run_workload(broken, 1, say=lambda *_: None)
+
+
+@pytest.mark.parametrize("impl", ["floor", "ims_repo"])
+def test_a_crawl_page_sends_as_many_statements_whatever_its_size(bench: Bench, impl: str) -> None:
+    """The crawl page's statements do not grow with its issues (one fixed set per page);
+    the ORM's and the per-table methods' do, which shows the counts are real."""
+    store = {
+        "floor": lambda u, s, items: crawl_page.floor_page(bench.raw, u, s, items),
+        "ims_repo": lambda u, s, items: crawl_page.ims_page(bench.ims, u, s, items),
+        "per_issue": lambda u, s, items: crawl_page.ims_page_per_issue(bench.ims, u, s, items),
+        "orm": lambda u, s, items: crawl_page.orm_page(
+            bench.orm, bench.orm_statements, u, s, items
+        ),
+    }
+    user = bench.user(2)
+    session_id = next(
+        s for s in range(1, bench.plan.sessions + 1) if data.session_owner(bench.plan, s) == user
+    )
+    sent: dict[str, list[int]] = {}
+    for page, size in enumerate((5, 40)):
+        for offset, name in enumerate((impl, "per_issue", "orm")):
+            # pages far from the workload's, a different one for each implementation
+            items = crawl_page.page_items(1000 + 10 * page + offset, size, session_id)
+            stored, statements = store[name](user, session_id, items)
+            assert stored == size
+            sent.setdefault(name, []).append(statements)
+    small, large = sent[impl]
+    assert small == large, sent
+    assert sent["per_issue"][1] > sent["per_issue"][0] + 3 * 30
+    assert sent["orm"][1] > sent["orm"][0] + 30
+    bench._reset_issues()

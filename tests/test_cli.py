@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import importlib.metadata
+import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from _scratch import drop_role, new_role_name, scratch_database, url_for
 from click.testing import CliRunner, Result
-from psycopg.conninfo import conninfo_to_dict
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from test_migrations import ALL_IDS
 
 from ims_repo.faces.cli import main
 from ims_repo.services import migrations
+from tests.conftest import PrivateServer
 
 
 @pytest.fixture
@@ -177,3 +186,71 @@ def test_set_role_refuses_unknown_users_and_roles(migrated: str) -> None:
     result = CliRunner().invoke(main, ["set-role", "yijae.shin", "root", "--database", migrated])
     assert result.exit_code == 2
     assert "'root' is not one of" in result.output
+
+
+def test_version_and_python_m_ims_repo() -> None:
+    version = importlib.metadata.version("ims-repo")
+    result = run("--version")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"ims-repo, version {version}"
+    # python -m ims_repo is the same command
+    done = subprocess.run(
+        [sys.executable, "-m", "ims_repo", "--version"], capture_output=True, text=True
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, f"ims-repo, version {version}")
+    done = subprocess.run(
+        [sys.executable, "-m", "ims_repo", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "Usage: ims-repo" in done.stdout, done.stderr
+
+
+def _scram_matches(verifier: str, password: str) -> bool:
+    """Whether a ``SCRAM-SHA-256$iterations:salt$StoredKey:ServerKey`` verifier is the one
+    of *password* (RFC 5802/7677: what the server checks a login against)."""
+    _, params, keys = verifier.split("$")
+    iterations, salt = params.split(":")
+    stored_key, server_key = (base64.b64decode(key) for key in keys.split(":"))
+    salted = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), base64.b64decode(salt), int(iterations)
+    )
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return (
+        hashlib.sha256(client_key).digest() == stored_key
+        and hmac.new(salted, b"Server Key", "sha256").digest() == server_key
+    )
+
+
+def test_grant_login_password_is_a_scram_verifier_computed_here(
+    private_server: PrivateServer,
+) -> None:
+    admin_url, _ = private_server.new_database()
+    name = f"ims_scram_{secrets.token_hex(4)}"
+    secret = "correct horse battery 스테이플"
+    # The server would hash a plaintext PASSWORD with md5 on this connection: a SCRAM
+    # verifier stored anyway proves the client computed it and sent only that.
+    md5_url = make_conninfo(admin_url, options="-c password_encryption=md5")
+    hba = private_server.local.data / "pg_hba.conf"
+    original = hba.read_text()
+    try:
+        result = run("grant-login", name, "--password", secret, "--database", md5_url)
+        assert result.exit_code == 0, result.output
+        with psycopg.connect(admin_url) as conn:
+            row = conn.execute(
+                "SELECT rolpassword FROM pg_catalog.pg_authid WHERE rolname = %s", (name,)
+            ).fetchone()
+        assert row is not None
+        (stored,) = row
+        assert stored.startswith("SCRAM-SHA-256$"), stored
+        assert _scram_matches(stored, secret) and not _scram_matches(stored, secret + "x")
+        # The login works with the password, on a server that checks it (this role only).
+        hba.write_text(f"host all {name} 127.0.0.1/32 scram-sha-256\n{original}")
+        private_server.admin("SELECT pg_reload_conf()")
+        login = conninfo_to_dict(admin_url) | {"user": name}
+        with psycopg.connect(**login, password=secret) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (name,)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(**login, password=secret + "x")
+    finally:
+        hba.write_text(original)
+        private_server.admin("SELECT pg_reload_conf()")
+        private_server.admin(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))

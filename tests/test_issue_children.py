@@ -479,3 +479,74 @@ def test_children_cascade_with_their_shared_issue(ims_db: Database, ims_admin_ur
         assert s.attachments.find(issue_pk=pk) == []
         assert (len(s.comments.for_issue(keep)), len(s.history.for_issue(keep))) == (2, 1)
         assert len(s.attachments.for_issue(keep)) == 1
+
+
+# --- one shape for child records: issue_pk on the record (SPEC §4) -----------------------
+
+
+def test_comment_and_history_records_carry_issue_pk(ims_db: Database) -> None:
+    pk = issue(ims_db)
+    with ims_db.session() as s:
+        comment = s.comments.create(NewIssueComment(issue_pk=pk, content="on the record"))
+        change = s.history.create(NewIssueHistory(issue_pk=pk, field_name="status"))
+        mapped = s.comments.create({"issue_pk": pk, "content": "a mapping names it too"})
+        assert (comment.issue_pk, change.issue_pk, mapped.issue_pk) == (pk, pk, pk)
+        # the two-argument form still works, with or without the same issue_pk
+        both = s.comments.create(pk, NewIssueComment(issue_pk=pk, content="same issue"))
+        bare = s.history.create(pk, {"field_name": "priority"})
+        assert (both.issue_pk, bare.issue_pk) == (pk, pk)
+        assert [c.content for c in s.comments.for_issue(pk)] == [
+            "on the record",
+            "a mapping names it too",
+            "same issue",
+        ]
+        assert [h.field_name for h in s.history.for_issue(pk)] == ["status", "priority"]
+        # the same shape as NewAttachment
+        assert "issue_pk" in NewIssueComment.model_fields
+        assert "issue_pk" in NewIssueHistory.model_fields
+        assert "issue_pk" in NewAttachment.model_fields
+
+
+def test_a_child_without_its_issue_or_naming_another_is_refused_before_any_sql(
+    ims_db: Database,
+) -> None:
+    pk = issue(ims_db)
+    with ims_db.session() as s:
+        with pytest.raises(InvalidInput, match="NewIssueComment: issue_pk: Field required"):
+            s.comments.create(NewIssueComment(content="which issue?"))
+        with pytest.raises(InvalidInput, match="NewIssueHistory: issue_pk: Field required"):
+            s.history.create({"field_name": "status"})
+        with pytest.raises(InvalidInput, match=rf"issue_pk: {pk + 1} is not issue {pk}"):
+            s.comments.create(pk, NewIssueComment(issue_pk=pk + 1, content="elsewhere"))
+        with pytest.raises(InvalidInput, match=rf"issue_pk: {pk + 1} is not issue {pk}"):
+            s.history.create(pk, {"issue_pk": pk + 1, "field_name": "status"})
+        with pytest.raises(InvalidInput, match="names an issue but no record"):
+            s.comments.create(pk)  # type: ignore[call-overload]
+        assert s.statements_sent == 0
+
+
+def test_add_many_items_may_omit_issue_pk_but_not_name_another(ims_db: Database) -> None:
+    pk, other = issue(ims_db, "A-1"), issue(ims_db, "A-2")
+    comments: list[NewIssueComment | dict[str, object]] = [
+        NewIssueComment(content="no issue_pk"),
+        NewIssueComment(issue_pk=pk, content="the same issue_pk"),
+        {"content": "a mapping without it"},
+        {"issue_pk": pk, "content": "a mapping with it"},
+    ]
+    changes: list[NewIssueHistory | dict[str, object]] = [
+        NewIssueHistory(field_name="status"),
+        {"issue_pk": pk, "field_name": "priority"},
+    ]
+    with ims_db.session() as s:
+        assert s.comments.add_many(pk, comments) == 4
+        assert s.history.add_many(pk, changes) == 2
+        assert len(s.comments.for_issue(pk)) == 4 and len(s.history.for_issue(pk)) == 2
+    with ims_db.session() as s:
+        with pytest.raises(InvalidInput, match=rf"comments\[2\]: issue_pk: {other} is not"):
+            s.comments.add_many(pk, [*comments[:2], NewIssueComment(issue_pk=other, content="x")])
+        with pytest.raises(InvalidInput, match=rf"changes\[1\]: issue_pk: {other} is not"):
+            s.history.add_many(pk, [changes[0], {"issue_pk": other, "field_name": "x"}])
+        assert s.statements_sent == 0
+    with ims_db.session() as s:
+        assert s.comments.for_issue(other) == [] and s.history.for_issue(other) == []
+        assert len(s.comments.for_issue(pk)) == 4  # nothing more was written

@@ -328,7 +328,7 @@ def test_update_many_is_one_statement_and_keeps_absent_fields(ims_db: Database) 
                 {"issue_pk": 999999, "status": "Closed"},  # no such issue
             ]
         )
-        assert s.statements_sent == 1
+        assert s.statements_sent == 2  # the lock order's statement, then the one update
         assert changed == 3
         after = s.issues.find()
         assert [(x.status, x.priority, x.description) for x in after] == [
@@ -339,7 +339,7 @@ def test_update_many_is_one_statement_and_keeps_absent_fields(ims_db: Database) 
         ]
         assert after[3].issue_updated_at == T0 and after[3].raw_data == {"k": "값"}
         assert s.issues.update_many([]) == 0
-        assert s.statements_sent == 2  # the empty list sent nothing
+        assert s.statements_sent == 3  # find() was one; the empty list sent nothing
 
 
 # --- upsert (one issue) ------------------------------------------------------------------

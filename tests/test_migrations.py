@@ -28,6 +28,7 @@ ALL_IDS = [
     "0007.issue_crawls",
     "0008.page_indexes",
     "0009.search_ranking",
+    "0010.lean_writes",
 ]
 
 TABLES = [
@@ -257,7 +258,7 @@ def test_migrations_path_in_an_installed_package(
     package = tmp_path / "site-packages" / "ims_repo"
     packaged = package / "_migrations"
     shutil.copytree(migrations.migrations_path(), packaged)
-    monkeypatch.setattr(ims_repo, "__file__", str(package / "__init__.py"))
+    monkeypatch.setattr(migrations, "__file__", str(package / "services" / "migrations.py"))
     monkeypatch.setattr(ims_repo, "__path__", [str(package)])
     monkeypatch.delitem(sys.modules, "ims_repo._migrations", raising=False)
     try:
@@ -573,6 +574,7 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
             "ims.refresh_analytics(date)": (True, False),
             # the trigger functions need nobody's EXECUTE
             "ims.audit_changes()": (False, False),
+            "ims.audit_issue_inserts()": (False, False),
             "ims.forget_content_hash()": (False, False),
         }
 
@@ -585,6 +587,7 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
         ).fetchall()
         assert sorted(definers) == [
             ("audit_changes", ["search_path=pg_catalog, ims"]),
+            ("audit_issue_inserts", ["search_path=pg_catalog, ims"]),
             ("forget_content_hash", ["search_path=pg_catalog, ims"]),
         ]
 

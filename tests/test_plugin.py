@@ -195,14 +195,99 @@ def test_unreachable_server_is_an_error_not_a_skip(pytester: pytest.Pytester) ->
 def test_skips_when_no_server_answers_and_none_can_be_started(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(DSN_ENV, raising=False)
-    monkeypatch.setenv("PGHOST", "127.0.0.1")
-    monkeypatch.setenv("PGPORT", str(_free_port()))
-    monkeypatch.setattr(pytest_plugin, "_find_bindir", lambda: None)
+    _no_server_anywhere(monkeypatch)
+    monkeypatch.delenv("CI", raising=False)  # CI=true (as .ci/run has it) would fail instead
     pytester.makepyfile(test_user=SERVER_FACTS)
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*no PostgreSQL binaries*IMS_TEST_DATABASE_URL*--ims-dsn*"])
+    result.stdout.fnmatch_lines(
+        ["ims_repo: no PostgreSQL server (*): database tests will be skipped"]
+    )
+
+
+def _no_server_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing answers at PG* (a dead port) and no throwaway server can be started."""
+    monkeypatch.delenv(DSN_ENV, raising=False)
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", str(_free_port()))
+    monkeypatch.setattr(pytest_plugin, "_find_bindir", lambda: None)
+
+
+@pytest.mark.parametrize(
+    ("ci", "args", "why"),
+    [
+        ("true", (), "the environment variable CI is set"),
+        (None, ("--ims-require-server",), "--ims-require-server was given"),
+    ],
+)
+def test_a_required_server_fails_instead_of_skipping(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    ci: str | None,
+    args: tuple[str, ...],
+    why: str,
+) -> None:
+    _no_server_anywhere(monkeypatch)
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    pytester.makepyfile(test_user=SERVER_FACTS + SESSION_FACTORY)
+    result = pytester.runpytest("-rs", *args)
+    result.assert_outcomes(errors=4)  # every database test, none skipped
+    result.stdout.fnmatch_lines(
+        [
+            f"*ims_repo: no superuser login answered*no PostgreSQL binaries*(failing, not skipping: {why})*"
+        ]
+    )
+    result.stdout.fnmatch_lines(["ims_repo: no PostgreSQL server (*): database tests will fail"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_header_names_the_server(pytester: pytest.Pytester, ims_server: PgServer) -> None:
+    with psycopg.connect(ims_server.url()) as conn:
+        number = conn.info.server_version
+    version = f"{number // 10000}.{number % 10000}"
+    pytester.makepyfile(test_user=SERVER_FACTS)
+    result = pytester.runpytest(f"--ims-dsn={ims_server.url()}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"ims_repo: PostgreSQL {version} at {ims_server.host}:{ims_server.port} as "
+            f"{ims_server.user} (from --ims-dsn/${DSN_ENV}, not a throwaway server)"
+        ]
+    )
+    assert "used a throwaway server" not in result.stdout.str()
+
+
+def test_the_plugin_loads_without_the_pytest_extra() -> None:
+    """Loading the plugin (what every pytest run in the environment does) imports nothing
+    of the ``pytest`` extra; ``ims-repo[pytest]`` is what adds these."""
+    extra_only = ["pytest_postgresql", "mirakuru", "port_for", "psutil"]
+    code = (
+        "import sys, ims_repo.faces.pytest_plugin\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {extra_only!r}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_fixtures_without_the_extra_fail_naming_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ims_server: PgServer
+) -> None:
+    # As if pytest-postgresql were not installed: importing what the fixtures use raises
+    # ImportError (its own pytest plugin stays registered, as pytest needs it to be here).
+    monkeypatch.setitem(sys.modules, "pytest_postgresql.janitor", None)
+    pytester.makepyfile(test_user=SESSION_FACTORY)
+    result = pytester.runpytest(f"--ims-dsn={ims_server.url()}")
+    result.assert_outcomes(errors=3)
+    need = "ims_repo: the ims_* fixtures need pytest_postgresql.janitor, which cannot be imported"
+    assert need in result.stdout.str()
+    assert "pip install 'ims-repo[pytest]'" in result.stdout.str()
+    assert "During handling" not in result.stdout.str()
 
 
 @pytest.mark.slow
@@ -217,8 +302,15 @@ def test_starts_a_throwaway_server_when_none_answers(
     monkeypatch.setenv("PGHOST", "127.0.0.1")
     monkeypatch.setenv("PGPORT", str(dead_port))
     pytester.makepyfile(test_user=SERVER_FACTS)
-    pytester.runpytest().assert_outcomes(passed=1)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["ims_repo: a throwaway server from *, started if a test needs one"]
+    )
     host, port, user, _, throwaway = _recorded(pytester)["server"]
+    result.stdout.fnmatch_lines(
+        [f"ims_repo: used a throwaway server: PostgreSQL * at 127.0.0.1:{port} as postgres"]
+    )
     assert (host, user, throwaway) == ("127.0.0.1", "postgres", True)
     assert port != dead_port
     with pytest.raises(psycopg.OperationalError):  # stopped at the end of the session

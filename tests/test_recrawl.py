@@ -46,8 +46,9 @@ def test_an_unchanged_recrawl_moves_only_the_bookkeeping(ims_db: Database) -> No
         before = bookkeeping(s)
         sent = s.statements_sent
         result = s.issues.upsert_many([item(n) for n in range(300)], batch_size=100)
-        # Per batch: the digests staged, matched and the stage emptied; no items sent.
-        assert s.statements_sent - sent == 3 * 5
+        # Per batch: the locks, the digests staged, matched and the stage emptied; no
+        # items sent.
+        assert s.statements_sent - sent == 3 * 6
         assert result == UpsertResult(unchanged=300)
         after = bookkeeping(s)
         assert s.execute(ROW_VERSIONS) == rows_before  # no issue row was rewritten
@@ -111,14 +112,15 @@ def test_items_that_cannot_vouch_for_themselves_are_validated(ims_db: Database) 
 
     with ims_db.session() as s:
         s.issues.upsert_many([item(1), item(2), item(3)])
-        # A record: the fields it was given are digested, and it is settled (5 statements,
-        # no items staged). A str subclass: validated and staged (9), then found equal.
+        # A record: the fields it was given are digested, and it is settled (6 statements
+        # with the locks, no items staged). A str subclass: validated and staged (10), then
+        # found equal.
         sent = s.statements_sent
         assert s.issues.upsert_many([NewIssue(**item(2))]) == UpsertResult(unchanged=1)
-        assert s.statements_sent - sent == 5
+        assert s.statements_sent - sent == 6
         sent = s.statements_sent
         assert s.issues.upsert_many([item(1, title=Title("이슈 1"))]) == UpsertResult(unchanged=1)
-        assert s.statements_sent - sent == 9
+        assert s.statements_sent - sent == 10
         # Another JSON form (an unknown key) is validated, and refused.
         with pytest.raises(InvalidInput, match=r"issues\[0\]: NewIssue"):
             s.issues.upsert_many([item(3, colour="red")])
@@ -152,7 +154,9 @@ def _applied_after(migration_id: str, url: str) -> int:
     with psycopg.connect(url) as conn:
         ids = [
             row[0]
-            for row in conn.execute("SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc")
+            for row in conn.execute(
+                "SELECT migration_id FROM _yoyo_migration ORDER BY applied_at_utc"
+            )
         ]
     return len(ids) - ids.index(migration_id) - 1
 

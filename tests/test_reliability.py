@@ -6,8 +6,9 @@
 - A server restart in the middle of a 10⁵-issue ``upsert_many``: one clear error, every
   committed batch intact, nothing half-written, and the same ``Database`` serves the next
   checkout (a private server: the shared one is never restarted).
-- Concurrent re-crawls of overlapping issue sets: no duplicate, no deadlock, exact
-  ``crawl_count``; and what a caller sees when one transaction spans several batches.
+- Concurrent crawlers of overlapping issue sets in every transaction shape, with parallel
+  ingests: no deadlock counted by the server, no ``TransactionConflict``, no duplicate,
+  exact ``crawl_count`` (issue 11: the lock order of ``repositories/issues.py``).
 - Statement timeouts (per database and per session) and an exhausted pool raise clear
   errors after a bounded wait and leave everything usable.
 """
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import threading
 import time
@@ -363,66 +365,122 @@ def test_a_block_that_swallows_a_lost_connection_does_not_look_committed(
 # --- 4. concurrent re-crawls -------------------------------------------------------------------
 
 
+SERVER_DEADLOCKS = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+SHAPES = ("one batch", "a commit per call", "a commit per batch from the generator", "many batches")
+
+
+def _server_deadlocks(admin_url: str) -> int:
+    """The deadlocks the server detected in this database, once every other backend of it
+    has exited (a backend reports its statistics when it exits)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for _ in range(100):
+            others = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if others is not None and others[0] == 0:
+                break
+            time.sleep(0.05)
+        row = conn.execute(SERVER_DEADLOCKS).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _crawl(s: Session, items: list[NewIssue], shape: str) -> None:
+    """One crawl of ``items`` in one of the documented transaction shapes."""
+    if shape == "one batch":
+        s.issues.upsert_many(items, batch_size=len(items))
+    elif shape == "a commit per call":
+        for start in range(0, len(items), 100):
+            s.issues.upsert_many(items[start : start + 100], batch_size=100)
+            s.commit()
+    elif shape == "a commit per batch from the generator":
+
+        def committing() -> Iterator[NewIssue]:
+            for index, item in enumerate(items):
+                if index and index % 100 == 0:
+                    s.commit()
+                yield item
+
+        s.issues.upsert_many(committing(), batch_size=100)
+    else:  # the README's way to stream a crawl in one transaction
+        s.issues.upsert_many(iter(items), batch_size=100)
+
+
 @pytest.mark.slow
-def test_concurrent_recrawls_of_overlapping_sets_never_duplicate_or_deadlock(
+def test_concurrent_crawlers_of_every_shape_and_parallel_ingests_never_deadlock(
     ims_app_url: str, ims_admin_url: str, report_figure: ReportFigure
 ) -> None:
-    """4 crawlers re-crawl overlapping sets at once, in random orders: one batch per
-    transaction, or several batches committed as they go (the documented patterns)."""
-    crawlers, rounds, per_crawler, stride = 4, 6, 900, 300
+    """4 crawlers re-crawl overlapping sets in shuffled orders for 12 rounds, each round in
+    one of the four transaction shapes (all four run at once), while two
+    ``Database.upsert_issues(connections=2)`` ingest overlapping sets too. The server's own
+    deadlock counter must not move, no ``TransactionConflict`` may reach a caller, and every
+    ``crawl_count`` equals the upserts that were made of its issue."""
+    crawlers, rounds, per_crawler, stride = 4, 12, 300, 100
+    ingests, per_ingest = 2, 400
     sets = [range(k * stride, k * stride + per_crawler) for k in range(crawlers)]
+    ingest_sets = [range(50 + j * 150, 50 + j * 150 + per_ingest) for j in range(ingests)]
     upserts: Counter[str] = Counter()
-    deadlocks = 0
+    conflicts: Counter[str] = Counter()
     unexpected: list[BaseException] = []
     lock = threading.Lock()
-    start = threading.Barrier(crawlers)
+    start = threading.Barrier(crawlers + ingests)
+    deadlocks_before = _server_deadlocks(ims_admin_url)
+
+    def items_of(numbers: list[int], title: str) -> list[NewIssue]:
+        return [NewIssue(issue_id=f"RC-{n:05d}", title=title, product="OpenFrame") for n in numbers]
 
     def crawler(k: int) -> None:
-        nonlocal deadlocks
         rng = random.Random(k)
         try:
             start.wait(timeout=30)
             for round_ in range(rounds):
                 numbers = list(sets[k])
                 rng.shuffle(numbers)
-                items = [
-                    NewIssue(
-                        issue_id=f"RC-{n:05d}",
-                        title=f"crawler {k} round {round_}",
-                        product="OpenFrame",
-                    )
-                    for n in numbers
-                ]
+                items = items_of(numbers, f"crawler {k} round {round_}")
+                shape = SHAPES[(round_ + k) % len(SHAPES)]
                 try:
-                    with db.session() as s:
-                        if round_ % 2 == 0:  # the whole crawl as one batch
-                            s.issues.upsert_many(items, batch_size=len(items))
-                        else:  # small batches, committed as the next one starts
-
-                            def committing(
-                                s: Session = s, items: list[NewIssue] = items
-                            ) -> Iterator[NewIssue]:
-                                for index, item in enumerate(items):
-                                    if index and index % 200 == 0:
-                                        s.commit()
-                                    yield item
-
-                            s.issues.upsert_many(committing(), batch_size=200)
+                    with crawl_db.session() as s:
+                        _crawl(s, items, shape)
                 except TransactionConflict:
                     with lock:
-                        deadlocks += 1
+                        conflicts[shape] += 1
                     continue
                 with lock:
                     upserts.update(item.issue_id for item in items)
         except BaseException as error:  # pragma: no cover - reported below
             unexpected.append(error)
 
-    with Database(ims_app_url, min_size=crawlers, max_size=crawlers) as db:
+    def ingest(j: int) -> None:
+        rng = random.Random(100 + j)
+        try:
+            start.wait(timeout=30)
+            for round_ in range(rounds // 2):
+                numbers = list(ingest_sets[j])
+                rng.shuffle(numbers)
+                items = items_of(numbers, f"ingest {j} round {round_}")
+                try:
+                    ingest_db.upsert_issues(items, connections=2, batch_size=100)
+                except TransactionConflict:
+                    with lock:
+                        conflicts["upsert_issues"] += 1
+                    continue
+                with lock:
+                    upserts.update(item.issue_id for item in items)
+        except BaseException as error:  # pragma: no cover - reported below
+            unexpected.append(error)
+
+    with (
+        Database(ims_app_url, min_size=crawlers, max_size=crawlers) as crawl_db,
+        Database(ims_app_url, min_size=2 * ingests, max_size=2 * ingests) as ingest_db,
+    ):
         threads = [threading.Thread(target=crawler, args=(k,)) for k in range(crawlers)]
+        threads += [threading.Thread(target=ingest, args=(j,)) for j in range(ingests)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+    deadlocks = _server_deadlocks(ims_admin_url) - deadlocks_before
 
     assert unexpected == []
     with psycopg.connect(ims_admin_url) as conn:
@@ -430,60 +488,123 @@ def test_concurrent_recrawls_of_overlapping_sets_never_duplicate_or_deadlock(
     counts: dict[str, int] = dict(rows)
     duplicates = len(rows) - len(counts)
     wrong_counts = sum(counts.get(issue_id, 0) != n for issue_id, n in upserts.items())
-    report_figure("re-crawls: upserts by 4 concurrent crawlers", sum(upserts.values()))
-    report_figure("re-crawls: duplicate issues", duplicates)
-    report_figure("re-crawls: deadlock errors surfacing", deadlocks)
-    report_figure("re-crawls: issues whose crawl_count != upserts", wrong_counts)
+    report_figure(
+        "concurrent writers: upserts (4 crawlers x 12 rounds, 2 ingests)", upserts.total()
+    )
+    report_figure("concurrent writers: deadlocks the server detected", deadlocks)
+    report_figure("concurrent writers: TransactionConflict reaching callers", conflicts.total())
+    report_figure("concurrent writers: duplicate issues", duplicates)
+    report_figure("concurrent writers: issues whose crawl_count != upserts", wrong_counts)
     assert deadlocks == 0
+    assert conflicts == Counter()
     assert duplicates == 0
     assert set(counts) == set(upserts) and len(counts) == (crawlers - 1) * stride + per_crawler
     assert wrong_counts == 0
-    assert max(upserts.values()) == 3 * rounds  # some issues are in three crawlers' sets
+    assert max(upserts.values()) >= 3 * rounds  # some issues are in three crawlers' sets
 
 
-def test_one_transaction_over_several_batches_can_deadlock_and_says_to_retry(
+def test_crossing_multi_batch_transactions_serialize_instead_of_deadlocking(
     ims_app_url: str, ims_admin_url: str, report_figure: ReportFigure
 ) -> None:
-    """The limit of ordering: a transaction keeps the locks of its earlier batches, so two
-    that cross (A: X then Y, B: Y then X) deadlock. The server breaks the cycle; the victim
-    gets ``TransactionConflict`` (nothing of it committed) and simply runs again."""
-    both_hold_their_first = threading.Barrier(2)
+    """Two transactions that stream X then Y and Y then X, one batch each (the shape that
+    deadlocked before the lock order): the second waits for the first at its first batch,
+    holding nothing, and both commit; the server detects no deadlock."""
+    deadlocks_before = _server_deadlocks(ims_admin_url)
+    first_batch_written = threading.Event()
     outcomes: dict[str, str] = {}
 
-    def crawl(name: str, first: str, second: str) -> None:
-        def items(meet: bool) -> Iterator[NewIssue]:
+    def crawl(name: str, first: str, second: str, wait: bool) -> None:
+        def items() -> Iterator[NewIssue]:
             yield NewIssue(issue_id=first, title=name, product="OpenFrame")
-            if meet:  # the first batch is written (and locked) by both transactions
-                both_hold_their_first.wait(timeout=30)
+            if not wait:
+                first_batch_written.set()  # batch 1 is written (and locked) by now
+                time.sleep(0.3)  # the other transaction is waiting meanwhile
             yield NewIssue(issue_id=second, title=name, product="OpenFrame")
 
-        for attempt in (1, 2):
-            try:
-                with db.session() as s:
-                    s.issues.upsert_many(items(meet=attempt == 1), batch_size=1)
-            except TransactionConflict as error:
-                assert "deadlock" in str(error) and "run the transaction again" in str(error)
-                outcomes[name] = "conflict"
-                continue
-            outcomes.setdefault(name, "committed")
+        if wait:
+            assert first_batch_written.wait(timeout=30)
+        try:
+            with db.session() as s:
+                s.issues.upsert_many(items(), batch_size=1)
+        except TransactionConflict:  # pragma: no cover - the failure this test rules out
+            outcomes[name] = "conflict"
             return
+        outcomes[name] = "committed"
 
     with Database(ims_app_url, min_size=2, max_size=2) as db:
         threads = [
-            threading.Thread(target=crawl, args=("a", "X", "Y")),
-            threading.Thread(target=crawl, args=("b", "Y", "X")),
+            threading.Thread(target=crawl, args=("a", "X", "Y", False)),
+            threading.Thread(target=crawl, args=("b", "Y", "X", True)),
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-    assert sorted(outcomes.values()) == ["committed", "conflict"]
+    deadlocks = _server_deadlocks(ims_admin_url) - deadlocks_before
+    assert outcomes == {"a": "committed", "b": "committed"}
     with psycopg.connect(ims_admin_url) as conn:
-        counts: dict[str, int] = dict(
-            conn.execute("SELECT issue_id, crawl_count FROM ims.issues_with_crawls").fetchall()
-        )
-    assert counts == {"X": 2, "Y": 2}  # the retried transaction counted once, the victim's not
-    report_figure("crossing multi-batch transactions: TransactionConflict raised", 1)
+        rows = conn.execute(
+            "SELECT issue_id, crawl_count, title FROM ims.issues_with_crawls ORDER BY issue_id"
+        ).fetchall()
+    assert rows == [("X", 2, "b"), ("Y", 2, "b")]  # b ran after a, whole
+    assert deadlocks == 0
+    report_figure("crossing multi-batch transactions: deadlocks the server detected", deadlocks)
+
+
+def test_a_second_write_that_meets_a_busy_bucket_retries_logged_instead_of_waiting(
+    ims_app_url: str, report_figure: ReportFigure
+) -> None:
+    """A transaction that holds issue locks from an earlier write never waits for another
+    bucket (that wait could close a cycle): its savepoint is undone and the write tried
+    again after a logged, jittered backoff, until the bucket is free (here: the holder
+    commits when the first retry is logged)."""
+    retries: list[str] = []
+
+    class ReleaseOnRetry(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            retries.append(record.getMessage())
+            if len(retries) == 1:
+                holder.commit()
+
+    logger = logging.getLogger("ims_repo.issues")
+    handler = ReleaseOnRetry(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        with Database(ims_app_url, min_size=2, max_size=2) as db, db.session() as holder:
+            holder.issues.lock_for_write(issue_ids=["BUSY-1"])  # held until the commit
+            with db.session() as s:
+                s.issues.upsert(NewIssue(issue_id="FREE-1", title="t", product="p"))
+                s.issues.upsert_many([NewIssue(issue_id="BUSY-1", title="t", product="p")])
+                assert s.issues.get_by_issue_id("BUSY-1") is not None
+    finally:
+        logger.removeHandler(handler)
+    assert len(retries) == 1 and "bucket" in retries[0] and "retrying" in retries[0]
+    report_figure("second write meeting a busy bucket: retries logged", len(retries))
+
+
+def test_the_lock_semantics_the_order_relies_on(ims_app_url: str) -> None:
+    """Checked on the server: a savepoint rolled back releases the advisory locks taken in
+    it (a retried write leaves no lock behind); the transaction-local mode goes with it;
+    Python's ``lock_bucket`` (used to route ``upsert_issues``) agrees with the server's."""
+    from ims_repo.core.staging import lock_bucket
+
+    with psycopg.connect(ims_app_url) as a, psycopg.connect(ims_app_url, autocommit=True) as b:
+        bucket = "SELECT ('x' || right(md5(%s), 4))::bit(16)::integer %% 512"
+        for issue_id in ("RC-00001", "SAMPLE-001", "한글-7", ""):
+            row = b.execute(bucket, (issue_id,)).fetchone()
+            assert row is not None and row[0] == lock_bucket(issue_id)
+        a.execute("SAVEPOINT s")
+        a.execute("SELECT pg_advisory_xact_lock(1768780544, 7)")
+        a.execute("SELECT set_config('ims_repo.issue_lock', 'shared', TRUE)")
+        held = b.execute("SELECT pg_try_advisory_lock(1768780544, 7)").fetchone()
+        assert held == (False,)
+        a.execute("ROLLBACK TO SAVEPOINT s")
+        mode = a.execute("SELECT current_setting('ims_repo.issue_lock', TRUE)").fetchone()
+        assert mode is not None and mode[0] in ("", None)
+        free = b.execute("SELECT pg_try_advisory_lock(1768780544, 7)").fetchone()
+        assert free == (True,)
+        b.execute("SELECT pg_advisory_unlock(1768780544, 7)")
+        a.rollback()
 
 
 # --- 5. timeouts and exhaustion ------------------------------------------------------------

@@ -505,10 +505,12 @@ def test_audit_insert_update_delete_with_context(
         (ALICE, "DELETE", str(pk)),
     ]
     insert, update, delete = rows
-    assert insert[3] is None and insert[4]["title"] == "First"
-    assert "search_vector" not in insert[4]
-    assert update[3]["title"] == "First" and update[4]["title"] == "Second"
+    # 0010: an inserted issue is audited by its key and IMS id (the row is in ims.issues)
+    assert insert[3] is None and insert[4] == {"issue_id": "A-1"}
+    # an update carries only the columns that changed, old -> new
+    assert (update[3], update[4]) == ({"title": "First"}, {"title": "Second"})
     assert delete[3]["title"] == "Second" and delete[4] is None
+    assert "search_vector" not in delete[3]
     ip = scalar(admin, "SELECT ip_address FROM ims.audit_log ORDER BY audit_id DESC LIMIT 1")
     assert ip is not None  # TCP connection: the client address is recorded
 
@@ -540,6 +542,22 @@ def test_audit_skips_writes_that_change_nothing(
             " WHERE product = 'OpenFrame'"
         )
     assert sorted(r[2] for r in audit_rows(admin, "issues")) == ["100", "102"]
+
+
+def test_an_audited_update_carries_only_the_columns_that_changed(
+    app: psycopg.Connection[Any], admin: psycopg.Connection[Any]
+) -> None:
+    """0010: old -> new of the changed columns, the crawl bookkeeping included when it
+    moved along with a change; a column set to its own value is left out."""
+    with acting_as(app, ALICE):
+        app.execute(
+            "UPDATE ims.issues SET status = 'Closed', crawl_count = crawl_count + 1,"
+            " title = title WHERE issue_pk = 100"
+        )
+    [(actor, action, record, old, new)] = audit_rows(admin, "issues")
+    assert (actor, action, record) == (ALICE, "UPDATE", "100")
+    assert set(old) == set(new) == {"status", "crawl_count"}
+    assert new["crawl_count"] == old["crawl_count"] + 1 and new["status"] == "Closed"
 
 
 def test_audit_is_per_row_for_bulk_statements(

@@ -17,7 +17,8 @@ from ims_repo import Database, InvalidInput, Issue, NewIssue, Session, UpsertRes
 from tests.seed import people
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-STATEMENTS_PER_BATCH = 9  # digests: create, COPY, add missing, fast path, empty; items: 4 alike
+STATEMENTS_PER_BATCH = 10  # the lock order; digests: create, COPY, add missing, fast path, empty;
+# items: 4 alike
 
 
 def new(n: int, **fields: Any) -> NewIssue:
@@ -332,8 +333,8 @@ def test_upsert_many_memory_does_not_grow_with_the_input(ims_db: Database) -> No
 def test_a_concurrent_first_crawl_of_the_same_issue_keeps_both_crawls_fields(
     ims_db: Database, ims_admin_url: str
 ) -> None:
-    """B's batch reads the issue as absent, then meets A's row at insert time: the
-    conflict update still takes only the fields B gave (read from B's staged row)."""
+    """B's batch waits for A's lock on the issue (the lock order) before it reads
+    anything, so it finds A's committed row and updates only the fields B gave."""
     outcome: dict[str, UpsertResult] = {}
 
     def second_crawler() -> None:
@@ -345,7 +346,7 @@ def test_a_concurrent_first_crawl_of_the_same_issue_keeps_both_crawls_fields(
         b = threading.Thread(target=second_crawler)
         b.start()
         with psycopg.connect(ims_admin_url, autocommit=True) as watcher:
-            for _ in range(500):  # B waits for A's uncommitted row
+            for _ in range(500):  # B waits for A's lock
                 [(waiting,)] = watcher.execute(
                     "SELECT count(*) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -359,5 +360,5 @@ def test_a_concurrent_first_crawl_of_the_same_issue_keeps_both_crawls_fields(
         one = s.issues.get_by_issue_id("IMS-000001")
     assert one is not None
     assert (one.description, one.status, one.crawl_count) == ("from A", "Open", 2)
-    # Counts are judged against what B's statement saw when it started (no row yet).
-    assert outcome["b"] == UpsertResult(inserted=2)
+    # B read after A committed: issue 1 is an update (its status changed), 2 is new.
+    assert outcome["b"] == UpsertResult(inserted=1, updated=1)

@@ -222,3 +222,16 @@ def add_results(one: UpsertResult, other: UpsertResult) -> UpsertResult:
         updated=one.updated + other.updated,
         unchanged=one.unchanged + other.unchanged,
     )
+
+
+LOCK_BUCKETS = 512
+"""Buckets of the lock order of issue writers (``db/_async/repositories/issues.py``);
+``issues.lock_issues`` computes them on the server the same way (``lock_bucket``)."""
+
+
+def lock_bucket(issue_id: str) -> int:
+    """The lock-order bucket of an issue, as ``issues.lock_issues`` computes it on the server
+    (which alone decides the locks; ``db.upsert_issues`` routes by it, so that its
+    connections never share a bucket)."""
+    digest = hashlib.md5(issue_id.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    return int.from_bytes(digest.digest()[-2:], "big") % LOCK_BUCKETS

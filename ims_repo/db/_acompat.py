@@ -3,7 +3,8 @@
 The async source in ``_async/`` uses the ``A…``/``a…`` name of each pair; the generator
 (``scripts/async_to_sync.py``) renames it to its sync twin in ``_sync/``: ``AQueue`` ->
 ``Queue``, ``AEvent`` -> ``Event``, ``aspawn`` -> ``spawn``, ``agather`` -> ``gather``,
-``abatches`` -> ``batches``, ``AItems`` -> ``Items``. Both halves are written here, once.
+``abatches`` -> ``batches``, ``AItems`` -> ``Items``, ``ALock`` -> ``Lock``, …
+Both halves are written here, once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Iterator
+import time
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -22,10 +32,20 @@ AItems = Iterable[T] | AsyncIterable[T]
 Items = Iterable[T]
 """What a sync bulk method takes: an iterable of items."""
 
+AWrite = Callable[[], Awaitable[T]]
+"""A write an async repository runs under its locks (retried): a coroutine function."""
+Write = Callable[[], T]
+"""A write a sync repository runs under its locks (retried)."""
+
+asleep = asyncio.sleep
+sleep = time.sleep
+
 AQueue = asyncio.Queue
 Queue = queue.Queue
 AEvent = asyncio.Event
 Event = threading.Event
+ALock = asyncio.Lock
+Lock = threading.Lock
 
 
 async def abatches(items: AItems[T], size: int) -> AsyncIterator[list[T]]:

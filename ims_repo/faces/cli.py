@@ -1,6 +1,7 @@
 """The ``ims-repo`` command line.
 
-Every command takes ``--database URL`` (default ``IMS_DATABASE_URL``, else libpq's
+``ims-repo --version`` prints the installed version; ``python -m ims_repo`` is the same
+command. Every command takes ``--database URL`` (default ``IMS_DATABASE_URL``, else libpq's
 ``PG*`` variables). Commands are plain click commands on the ``main`` group; other
 modules add theirs with ``@main.command()`` (and read the URL with
 :func:`database_option` and :func:`database_url`) or ``main.add_command(...)``.
@@ -83,6 +84,7 @@ def errors_as_click() -> Iterator[None]:
 
 
 @click.group(name="ims-repo", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ims-repo", prog_name="ims-repo")
 @database_option
 def main() -> None:
     """IMS crawler database: migrations, roles and named SQL statements."""
@@ -149,7 +151,11 @@ def status() -> None:
     help="Set this password; --password alone prompts for it (keeps it out of shell history).",
 )
 def grant_login(name: str, password: str | None) -> None:
-    """Create (or fix up) login NAME as a runtime login: LOGIN, member of ims_app."""
+    """Create (or fix up) login NAME as a runtime login: LOGIN, member of ims_app.
+
+    A password is sent as its SCRAM-SHA-256 verifier, computed here: the plaintext never
+    reaches the server (nor its log).
+    """
     if password == "":
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     with errors_as_click():

@@ -20,7 +20,9 @@ from libpq's ``PG*`` variables and defaults (127.0.0.1:5432 as the OS user or
 ``postgres``) when a superuser can log in there; else the plugin starts a throwaway
 server from the local PostgreSQL binaries (as root: as the ``postgres`` OS user) and
 stops it at the end of the session (``ims_repo.services.local_server``, shared with
-``ims-repo demo``); else tests that need a database are skipped. The
+``ims-repo demo``); else tests that need a database are skipped, or fail when the
+environment variable ``CI`` is set or ``--ims-require-server`` is given (a run must not
+go green by skipping). pytest's header names the server in use. The
 value ``throwaway`` asks for a throwaway server even when another one is running: its
 files live in ``/dev/shm`` when there is room, which makes each clone several times
 cheaper than on a disk-backed server.
@@ -28,6 +30,12 @@ cheaper than on a disk-backed server.
 Each test's database is ``CREATE DATABASE … TEMPLATE`` of the migrated template, so a
 test pays tens of milliseconds, not a migration run. Names carry the process id and a
 random token, so parallel sessions (pytest-xdist, several CI jobs) share a server safely.
+
+The plugin is loaded by every pytest run in an environment where ``ims_repo`` is
+installed, whatever the project, so at load time it imports only ``ims_repo``'s base
+dependencies. What the fixtures need beyond them (pytest-postgresql) is the ``pytest``
+extra, imported when a fixture first needs it; without it that fixture fails with a
+message naming ``pip install 'ims-repo[pytest]'``.
 
 Seeded tests: a test that asks for ``ims_sample`` gets a database cloned from a second
 template that holds the sample data of ``ims-repo demo`` (loaded once per session,
@@ -53,17 +61,18 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import importlib
 import itertools
 import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, NoReturn
 
 import psycopg
 import pytest
 from psycopg import sql
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from ims_repo.services import local_server
 from ims_repo.services.local_server import LocalServer
@@ -89,13 +98,19 @@ _find_bindir = local_server.find_bindir
 _free_port = local_server.free_port
 _why_no_throwaway = local_server.why_unavailable
 
+#: The extra that holds what the fixtures need beyond the base dependencies.
+EXTRA = "ims-repo[pytest]"
+#: Stash key: the throwaway server this session started, for the end-of-run line.
+_STARTED = pytest.StashKey[str]()
+
 #: Advisory-lock key (in the maintenance database) serialising role changes across sessions.
 _ROLE_LOCK = int.from_bytes(b"ims_test", "big")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--ims-dsn``."""
-    parser.getgroup("ims_repo").addoption(
+    """Add ``--ims-dsn`` and ``--ims-require-server``."""
+    group = parser.getgroup("ims_repo")
+    group.addoption(
         "--ims-dsn",
         dest="ims_dsn",
         default=None,
@@ -104,6 +119,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"to start a private one (default: ${DSN_ENV}, else PG* variables / 127.0.0.1:5432, "
         "else a throwaway server)",
     )
+    group.addoption(
+        "--ims-require-server",
+        dest="ims_require_server",
+        action="store_true",
+        default=False,
+        help="fail the database tests, instead of skipping them, when no PostgreSQL server "
+        "can be found or started (the default when the environment variable CI is set)",
+    )
+
+
+def _extra(module: str) -> ModuleType:
+    """Import *module*, a dependency of the ``pytest`` extra; fail the test, naming the
+    extra, when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        problem = str(exc)
+    pytest.fail(  # outside the except: the ImportError's traceback would only add noise
+        f"ims_repo: the ims_* fixtures need {module}, which cannot be imported ({problem}): "
+        f"pip install '{EXTRA}'",
+        pytrace=False,
+    )
+
+
+def _server_required(config: pytest.Config) -> str | None:
+    """Why a missing server must fail the run (``--ims-require-server``, ``CI``), or None."""
+    if config.getoption("ims_require_server"):
+        return "--ims-require-server was given"
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        return "the environment variable CI is set"
+    return None
+
+
+def _no_server(config: pytest.Config, message: str) -> NoReturn:
+    """Skip the database tests, or fail them when a server is required."""
+    required = _server_required(config)
+    if required:
+        pytest.fail(f"{message} (failing, not skipping: {required})", pytrace=False)
+    pytest.skip(message)
 
 
 # --- finding or starting a server ---------------------------------------------------------
@@ -164,12 +218,68 @@ def ims_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
         asked = "no superuser login answered at PG*/127.0.0.1:5432"
         if dsn:
             asked = "a throwaway server was asked for"
-        pytest.skip(f"ims_repo: {asked} and {reason}; set ${DSN_ENV} or pass --ims-dsn")
+        _no_server(
+            request.config, f"ims_repo: {asked} and {reason}; set ${DSN_ENV} or pass --ims-dsn"
+        )
     server = LocalServer(bindir)
     try:
-        yield server.start()
+        started = server.start()
+        request.config.stash[_STARTED] = (
+            f"PostgreSQL {_version(started)} at {started.host}:{started.port} as {started.user}"
+        )
+        yield started
     finally:
         server.stop()
+
+
+# --- the server in pytest's header ----------------------------------------------------------
+
+
+def _version(server: PgServer) -> str:
+    """The server's version, e.g. ``15.10``."""
+    with psycopg.connect(server.url(), connect_timeout=3) as conn:
+        number = conn.info.server_version
+    return f"{number // 10000}.{number % 10000}"
+
+
+def _named(server: PgServer, how: str) -> str:
+    return (
+        f"PostgreSQL {_version(server)} at {server.host}:{server.port} as {server.user} "
+        f"({how}, not a throwaway server)"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Name the server the ims_* fixtures use, found the way ``ims_server`` finds it.
+
+    A throwaway server is only started by a test that needs one, so the header says one
+    will be; the line at the end of the run gives its address and version.
+    """
+    dsn = config.getoption("ims_dsn") or os.environ.get(DSN_ENV)
+    try:
+        if dsn and dsn != THROWAWAY:
+            with psycopg.connect(dsn, connect_timeout=3) as conn:
+                server = _describe(conn)
+            return f"ims_repo: {_named(server, f'from --ims-dsn/${DSN_ENV}')}"
+        found = None if dsn == THROWAWAY else _probe_default()
+        if found is not None:
+            return f"ims_repo: {_named(found, 'PG* variables / 127.0.0.1:5432')}"
+    except psycopg.Error as exc:
+        where = f"--ims-dsn/${DSN_ENV}" if dsn else "the server at PG*/127.0.0.1:5432"
+        return f"ims_repo: {where} does not answer ({str(exc).strip()})"
+    bindir = _find_bindir()
+    reason = _why_no_throwaway(bindir)
+    if reason is None:
+        return f"ims_repo: a throwaway server from {bindir}, started if a test needs one"
+    then = "fail" if _server_required(config) else "be skipped"
+    return f"ims_repo: no PostgreSQL server ({reason}): database tests will {then}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the throwaway server this session started, if it started one."""
+    started = terminalreporter.config.stash.get(_STARTED, None)
+    if started is not None:
+        terminalreporter.write_line(f"ims_repo: used a throwaway server: {started}")
 
 
 # --- databases ----------------------------------------------------------------------------
@@ -249,8 +359,9 @@ def ims_template(ims_server: PgServer, _ims_admin: _Admin) -> Iterator[str]:
     """Name of a database migrated once for the session, with the runtime login; a TEMPLATE."""
     from ims_repo.services.migrations import grant_login, migrate
 
+    janitor_module = _extra("pytest_postgresql.janitor")
     name = f"ims_tmpl_{_ims_admin.prefix}"
-    janitor = DatabaseJanitor(
+    janitor = janitor_module.DatabaseJanitor(
         user=ims_server.user,
         password=ims_server.password,
         host=ims_server.host,

@@ -1,4 +1,4 @@
--- Statements of the bulk import (ims_repo/importer.py, `ims-repo import FILE`): one
+-- Statements of the bulk import (ims_repo/services/importer.py, `ims-repo import FILE`): one
 -- statement per batch of crawled lines for each step, after the issues themselves went
 -- through issues.upsert_many. Each :comments/:changes/:attachments/:links parameter is
 -- a JSON array covering the whole batch, so a batch of 1,000 issues costs a handful of

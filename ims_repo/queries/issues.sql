@@ -115,6 +115,13 @@ SET status = :new
 WHERE status = :old
   AND status IS DISTINCT FROM :new;
 
+-- name: with_status :many
+-- The issue_id of every issue with status :status: the issues replace_status will write,
+-- for a transaction that must name their lock buckets (see lock_issues).
+SELECT issue_id
+FROM ims.issues
+WHERE status = :status;
+
 -- name: update_many :rowcount
 -- The guide's bulk_update_mappings: :rows is a JSON array of {"issue_pk": …, "changes":
 -- {…}}, one element per issue; each issue gets the fields of its changes object, the
@@ -267,6 +274,65 @@ FROM (
 ) AS cur
 JOIN crawled AS cr
   ON cr.issue_pk = cur.issue_pk;
+
+-- name: lock_issues :one
+-- The lock order every writer of issues, their crawl bookkeeping and their children
+-- follows (ims_repo/db/_async/repositories/issues.py explains why it cannot deadlock): before
+-- touching a row, a transaction takes the coarse advisory lock (1768780544, -1), then,
+-- unless it took that lock exclusive, the advisory lock (1768780544, bucket) of every
+-- bucket its issues fall in, in ascending bucket order. An issue's bucket is
+-- md5(issue_id) mod 512 (its last 16 bits); :issue_pks name stored issues by key. The
+-- coarse lock is exclusive for a writer of several batches in one transaction
+-- (:exclusive), shared for the others. The transaction-local setting
+-- ims_repo.issue_lock keeps what the transaction holds: holding the exclusive lock it
+-- takes nothing more; holding the shared one it never waits again but tries the buckets
+-- it lacks, and busy counts those another transaction holds (the caller then rolls its
+-- savepoint back, which releases what this statement took, and retries).
+WITH held AS MATERIALIZED (
+    SELECT coalesce(nullif(current_setting('ims_repo.issue_lock', TRUE), ''), 'none') AS held_mode
+),
+wanted AS (
+    SELECT -1 AS bucket
+    UNION
+    SELECT ('x' || right(md5(t.issue_id), 4))::bit(16)::integer % 512 AS bucket
+    FROM (
+        SELECT unnest(:issue_ids::text[]) AS issue_id
+        UNION ALL
+        SELECT i.issue_id
+        FROM ims.issues AS i
+        WHERE i.issue_pk = ANY(:issue_pks::bigint[])
+    ) AS t
+),
+ordered AS (
+    SELECT w.bucket, h.held_mode
+    FROM wanted AS w
+    CROSS JOIN held AS h
+    ORDER BY w.bucket
+)
+SELECT count(*) FILTER (WHERE NOT l.taken)::integer AS busy,
+       set_config(
+           'ims_repo.issue_lock',
+           (
+               SELECT CASE WHEN h.held_mode <> 'none' THEN h.held_mode
+                           WHEN :exclusive::boolean THEN 'exclusive'
+                           ELSE 'shared' END
+               FROM held AS h
+           ),
+           TRUE
+       ) AS issue_lock
+FROM (
+    SELECT CASE WHEN o.held_mode = 'exclusive' THEN TRUE
+                WHEN o.held_mode = 'shared' AND o.bucket < 0 THEN TRUE
+                WHEN o.held_mode = 'shared' THEN pg_try_advisory_xact_lock(1768780544, o.bucket)
+                WHEN o.bucket < 0 AND :exclusive::boolean
+                    THEN pg_advisory_xact_lock(1768780544, o.bucket) IS NOT NULL
+                WHEN o.bucket < 0
+                    THEN pg_advisory_xact_lock_shared(1768780544, o.bucket) IS NOT NULL
+                -- The exclusive lock keeps every other writer out: no bucket is needed.
+                WHEN :exclusive::boolean THEN TRUE
+                ELSE pg_advisory_xact_lock(1768780544, o.bucket) IS NOT NULL END AS taken
+    FROM ordered AS o
+) AS l;
 
 -- name: create_hash_stage :none
 -- The staging table upsert_many COPYs the issue_ids of each batch into, with the digest

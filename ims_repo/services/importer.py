@@ -13,7 +13,8 @@ batch's end (a crash loses at most the batch in flight, and never half of one):
    stored value; the same ``issue_id`` twice: the later line wins, and ``crawl_count``
    counts both);
 2. their ``issue_pk`` in one statement (``imports.issue_keys``);
-3. their children in one statement per kind (``imports.replace_*``): a list present in
+3. their children in one statement per kind (``imports.replace_*``), under the issues'
+   locks the upsert took (the lock order of ``repositories/issues.py``): a list present in
    a line *replaces* the issue's stored list, since a re-crawl resends the whole list;
    an issue whose stored list is already equal is not touched, so re-importing a file
    duplicates nothing and rewrites nothing. A line without the key leaves the stored
@@ -441,6 +442,9 @@ class _Import:
                 lists[kind][issue_id] = items
             if line.crawl_duration_ms is not None:
                 durations[issue_id] = line.crawl_duration_ms
+        # Children and links go in the lock order too: the upsert above took these
+        # issues' locks in this transaction, so this waits for nothing (see issues.py).
+        s.issues.lock_for_write(issue_ids=list(last))
         rows = s.fetch_rows(ISSUE_KEYS.bind({"issue_ids": list(last)}))
         keys: dict[str, int] = {row["issue_id"]: row["issue_pk"] for row in rows}
 
@@ -601,11 +605,12 @@ def _validate(number: int, document: dict[str, Any]) -> _Line | Rejected:
         children[kind] = checked
         for index, item in enumerate(items):
             where = f"{kind}[{index}]"
-            if kind == "attachments" and isinstance(item, dict):
+            if isinstance(item, dict):
                 if "issue_pk" in item:
                     problems.append(f"{where}.issue_pk: not allowed (the line's issue is meant)")
                     continue
-                item = {**item, "issue_pk": 0}  # validated as NewAttachment, then dropped
+                if kind == "attachments":
+                    item = {**item, "issue_pk": 0}  # validated as NewAttachment, then dropped
             try:
                 valid = _CHILD_MODELS[kind].model_validate(item)
             except ValidationError as error:

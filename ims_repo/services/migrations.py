@@ -204,7 +204,8 @@ def grant_login(url: str, name: str, password: str | None = None) -> None:
     """Create (or fix up) the runtime login ``name``: LOGIN, member of ``ims_app``.
 
     Idempotent: an existing role is given LOGIN and INHERIT and the membership (and
-    the password, when one is given). A role that is a superuser or has BYPASSRLS is
+    the password, when one is given, sent as a SCRAM verifier computed on the client). A
+    role that is a superuser or has BYPASSRLS is
     refused, since it would see every row. Needs a connection allowed to create roles.
     """
     if not name:
@@ -221,7 +222,7 @@ def grant_login(url: str, name: str, password: str | None = None) -> None:
                 "(row-level security would not apply to it)"
             )
         password_clause = (
-            sql.SQL(" PASSWORD {}").format(sql.Literal(password))
+            sql.SQL(" PASSWORD {}").format(sql.Literal(scram_verifier(conn, name, password)))
             if password is not None
             else sql.SQL("")
         )
@@ -235,6 +236,16 @@ def grant_login(url: str, name: str, password: str | None = None) -> None:
         else:
             conn.execute(sql.SQL("ALTER ROLE {} LOGIN INHERIT{}").format(role, password_clause))
             conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP_ROLE), role))
+
+
+def scram_verifier(conn: psycopg.Connection[Any], name: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of *password* for role *name*, computed here by libpq.
+
+    ``ALTER ROLE … PASSWORD`` with the verifier stores it as is, so the plaintext never
+    reaches the server, its statement log or ``pg_stat_activity``.
+    """
+    verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256")
+    return verifier.decode("ascii")
 
 
 def set_role(url: str, username: str, role: str) -> None:

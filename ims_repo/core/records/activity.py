@@ -120,7 +120,14 @@ class AnalyticsMonthly(BaseModel):
 
 
 class AuditLog(BaseModel):
-    """A row of ``ims.audit_log``, written by trigger; nobody but the owner changes it."""
+    """A row of ``ims.audit_log``, written by trigger; nobody but the owner changes it.
+
+    One row per inserted, changed or deleted row (migration 0010): an ``UPDATE`` holds
+    in ``old_values``/``new_values`` only the columns that changed (old -> new); an
+    ``INSERT`` of an issue holds ``new_values = {"issue_id": …}`` (the inserted row is
+    ``ims.issues``' own), one of a user or a crawl session the whole new row; a
+    ``DELETE`` the whole old row in ``old_values``.
+    """
 
     model_config = RECORD_CONFIG
 

@@ -81,10 +81,17 @@ class IssueComment(BaseModel):
 
 
 class NewIssueComment(BaseModel):
-    """A comment to add to an issue (``issue_pk`` is given by ``add_many``'s caller)."""
+    """A comment to add to an issue.
+
+    ``issue_pk`` names the issue, as on ``NewAttachment``: ``s.comments.create(record)``
+    needs it. It may be left out where the call names the issue
+    (``create(issue_pk, new)``, ``add_many(issue_pk, items)``); an item naming a
+    different issue there is refused.
+    """
 
     model_config = INPUT_CONFIG
 
+    issue_pk: int | None = None
     content: Text
     author: Text | None = None
     commented_at: datetime | None = None
@@ -106,10 +113,15 @@ class IssueHistory(BaseModel):
 
 
 class NewIssueHistory(BaseModel):
-    """A field change to record (``changed_at`` defaults to now, in the database)."""
+    """A field change to record (``changed_at`` defaults to now, in the database).
+
+    ``issue_pk`` as on ``NewIssueComment``: needed by ``s.history.create(record)``,
+    optional where the call names the issue.
+    """
 
     model_config = INPUT_CONFIG
 
+    issue_pk: int | None = None
     field_name: Text = Field(min_length=1)
     changed_at: datetime | None = None
     changed_by: Text | None = None

@@ -86,6 +86,44 @@ def validate_all(model: type[M], items: Iterable[Any], name: str) -> list[M]:
     return checked
 
 
+def split_create(
+    name: str, issue_or_new: int | M | Mapping[str, Any], new: M | Mapping[str, Any] | None
+) -> tuple[int | None, M | Mapping[str, Any]]:
+    """The arguments of a child's ``create(record)`` or ``create(issue_pk, new)``: the
+    issue the call names (None for the first form) and the record."""
+    if new is None:
+        if isinstance(issue_or_new, int):
+            raise InvalidInput(f"{name}: create({issue_or_new}) names an issue but no record")
+        return None, issue_or_new
+    if not isinstance(issue_or_new, int):
+        raise InvalidInput(
+            f"{name}: issue_pk: must be an integer, not {type(issue_or_new).__name__}"
+        )
+    return issue_or_new, new
+
+
+def issue_of(item: BaseModel, issue_pk: int | None, where: str) -> int:
+    """The issue a child record (comment, history entry) is for.
+
+    ``issue_pk`` is the one the call names (``create(issue_pk, new)``, ``add_many``), or
+    None when the record must carry its own. A record naming a different issue than the
+    call is refused, before any SQL runs.
+    """
+    own = getattr(item, "issue_pk", None)
+    if issue_pk is None:
+        if own is None:
+            raise InvalidInput(
+                f"{where}: issue_pk: Field required (give it in the record, or call "
+                "create(issue_pk, record))"
+            )
+        return int(own)
+    if own is not None and own != issue_pk:
+        raise InvalidInput(
+            f"{where}: issue_pk: {own} is not issue {issue_pk}, which the call names"
+        )
+    return issue_pk
+
+
 def validate_value(adapter: TypeAdapter[T], value: Any, name: str) -> T:
     """``value`` checked strictly against ``adapter`` (no coercion: "1" is not 1), for
     arguments that are not records; ``InvalidInput`` naming the argument."""

@@ -1,10 +1,10 @@
 """The pooled database: where sessions come from.
 
-``AsyncDatabase`` owns a psycopg-pool ``AsyncConnectionPool`` of autocommit connections
-(each session opens its own transactions, see ``runner.py``) and refuses to run as a
-login that would bypass row-level security, unless told to act as the runtime role or
-to bypass on purpose. Its sync twin ``Database`` (generated) opens in its constructor;
-``AsyncDatabase`` opens in ``await db.open()`` or ``async with``.
+The database owns a psycopg-pool pool of autocommit connections (each session opens its
+own transactions, see ``runner.py``) and refuses to run as a login that would bypass
+row-level security, unless told to act as the runtime role or to bypass on purpose.
+``Database`` (threads) opens in its constructor; ``AsyncDatabase`` (asyncio) opens in
+``await db.open()`` or ``async with``, or at its first session.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ims_repo.core.errors import DatabaseUnavailable, InvalidInput, PoolExhausted, UnsafeLogin
 from ims_repo.core.inputs import timeout_ms
 from ims_repo.core.records import UpsertResult
-from ims_repo.db._acompat import AItems
+from ims_repo.db._acompat import AItems, ALock
 from ims_repo.db._async import parallel_upsert
 from ims_repo.db._async.session import AsyncSession
 from ims_repo.db.environment import url_from_env
@@ -80,6 +80,7 @@ class AsyncDatabase:
         self._act_as = act_as
         self._bypass_rls = bypass_rls
         self._opened = False
+        self._open_lock = ALock()
         # Connection losses seen so far, and for each live connection the count it was
         # last known good at: a connection older than the last loss is tested once.
         self._losses = 0
@@ -119,15 +120,20 @@ class AsyncDatabase:
         open the pool. Opening an open database does nothing."""
         if self._opened:
             return
-        try:
-            connection = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
-        except psycopg.OperationalError as error:
-            message = " ".join(str(error).split())
-            raise DatabaseUnavailable(f"cannot connect to the database: {message}") from error
-        async with connection:
-            await self._check_login(connection)
-        await self._pool.open()
-        self._opened = True
+        async with self._open_lock:  # the first sessions of many tasks may open at once
+            if self._opened:
+                return
+            try:
+                connection = await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                )
+            except psycopg.OperationalError as error:
+                message = " ".join(str(error).split())
+                raise DatabaseUnavailable(f"cannot connect to the database: {message}") from error
+            async with connection:
+                await self._check_login(connection)
+            await self._pool.open()
+            self._opened = True
 
     @asynccontextmanager
     async def session(
@@ -168,10 +174,11 @@ class AsyncDatabase:
         ingest that one connection cannot feed fast enough (the server works on each
         connection with one core). Each session has the context ``user_id``.
 
-        Items are dealt to the sessions by a stable hash of their ``issue_id``, so the
-        items of one issue stay on one connection, in order (the merge rules of
-        ``upsert_many`` hold). Each session commits every batch it writes: this is not
-        one transaction. When an item is refused (``InvalidInput``, naming its position
+        Items are dealt to the sessions by the lock bucket of their ``issue_id`` (the
+        lock order of ``repositories/issues.py``), so the items of one issue stay on one
+        connection, in order (the merge rules of ``upsert_many`` hold), and the sessions
+        never wait for each other's locks. Each session commits every batch it writes:
+        this is not one transaction. When an item is refused (``InvalidInput``, naming its position
         in ``issues``) or a session fails, the others stop after their current batch
         and the error is raised here; the batches committed before stay committed (a
         re-run of the same input is safe: an item already stored counts one more crawl

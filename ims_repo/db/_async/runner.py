@@ -247,6 +247,11 @@ class AsyncRunner:
         await self._execute(cursor, sql, params, None)
         return await cursor.fetchall() if cursor.description else []
 
+    def refuse_unstorable(self, params: Mapping[str, Any]) -> None:
+        """Raise the ``InvalidInput`` that sending these parameters would raise, sending
+        nothing (for a caller that must send another statement first)."""
+        _refuse_nul(params)
+
     async def _send(
         self, bound: BoundStatement, cursor: psycopg.AsyncCursor[Row]
     ) -> psycopg.AsyncCursor[Row]:

@@ -9,16 +9,17 @@ core, busy. Several connections, each upserting its own share of the batches, us
 other cores (docs/BENCHMARKS.md). The sync twin runs each connection's share on a
 thread, the async one on a task (``_acompat``'s ``spawn``/``aspawn``).
 
-Items are routed by their ``issue_id`` (a stable hash), so every item of one issue goes
-to the same connection, in the caller's order: the merge rules of ``upsert_many`` (the
-last item wins, every item counts a crawl) hold as they do on one connection, and two
-connections never write the same issue. Each connection commits each batch on its own:
-the whole is not one transaction.
+Items are routed by the lock-order bucket of their ``issue_id`` (``lock_bucket``, see
+``repositories/issues.py``), so every item of one issue goes to the same connection, in
+the caller's order: the merge rules of ``upsert_many`` (the last item wins, every item
+counts a crawl) hold as they do on one connection, two connections never write the same
+issue, and they never take the same bucket lock, so they never wait for each other. Each
+connection commits each batch on its own (a single-batch writer in the lock order, the
+shared mode): the whole is not one transaction.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 
 from ims_repo.core.inputs import iterable_of_items, positive_int
 from ims_repo.core.records import UpsertResult
-from ims_repo.core.staging import Batch, add_results, issue_id_of
+from ims_repo.core.staging import Batch, add_results, issue_id_of, lock_bucket
 from ims_repo.db._acompat import (
     Event,
     Items,
@@ -112,12 +113,12 @@ def _route(
 
 
 def _route_of(item: Any, routes: int) -> int:
-    """The worker of an item: a stable hash of its issue_id (an item without a usable
-    one goes to the first worker, whose validation refuses it)."""
+    """The worker of an item: its issue_id's lock bucket, modulo the workers (an item
+    without a usable one goes to the first worker, whose validation refuses it)."""
     issue_id = issue_id_of(item)
     if not isinstance(issue_id, str):
         return 0
-    return zlib.crc32(issue_id.encode("utf-8", "surrogatepass")) % routes
+    return lock_bucket(issue_id) % routes
 
 
 def _drain(open_session: OpenSession, worker: _Worker, failed: Event) -> None:

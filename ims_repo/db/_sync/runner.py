@@ -250,6 +250,11 @@ class Runner:
         self._execute(cursor, sql, params, None)
         return cursor.fetchall() if cursor.description else []
 
+    def refuse_unstorable(self, params: Mapping[str, Any]) -> None:
+        """Raise the ``InvalidInput`` that sending these parameters would raise, sending
+        nothing (for a caller that must send another statement first)."""
+        _refuse_nul(params)
+
     def _send(
         self, bound: BoundStatement, cursor: psycopg.Cursor[Row]
     ) -> psycopg.Cursor[Row]:

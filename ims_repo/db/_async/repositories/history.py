@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from psycopg.types.json import Jsonb
 
 from ims_repo.core.filters import After, Column, FilterSet
 from ims_repo.core.records import IssueHistory, NewIssueHistory
-from ims_repo.core.records.types import validate_all, validate_input
+from ims_repo.core.records.types import issue_of, split_create, validate_all, validate_input
 from ims_repo.core.statements.history import (
     ADD_MANY,
     CREATE,
@@ -64,11 +64,31 @@ class AsyncHistoryRepository(AsyncRepository):
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return await self._session.fetch_all(bound, IssueHistory)
 
-    async def create(self, issue_pk: int, new: NewIssueHistory | Mapping[str, Any]) -> IssueHistory:
+    @overload
+    async def create(self, new: NewIssueHistory | Mapping[str, Any], /) -> IssueHistory: ...
+
+    @overload
+    async def create(
+        self, issue_pk: int, new: NewIssueHistory | Mapping[str, Any], /
+    ) -> IssueHistory: ...
+
+    async def create(
+        self,
+        issue_or_new: int | NewIssueHistory | Mapping[str, Any],
+        new: NewIssueHistory | Mapping[str, Any] | None = None,
+        /,
+    ) -> IssueHistory:
         """Record a field change (``changed_at`` defaults to now);
-        ``ForeignKeyViolation`` if there is no such issue."""
+        ``ForeignKeyViolation`` if there is no such issue.
+
+        ``create(record)`` takes the issue from ``record.issue_pk``; ``create(issue_pk,
+        new)`` names it, and ``new`` may then leave ``issue_pk`` out (naming another
+        issue is ``InvalidInput``).
+        """
+        issue_pk, new = split_create("NewIssueHistory", issue_or_new, new)
         change = validate_input(NewIssueHistory, new)
-        bound = CREATE.bind({"issue_pk": issue_pk, **change.model_dump()})
+        pk = issue_of(change, issue_pk, "NewIssueHistory")
+        bound = CREATE.bind({**change.model_dump(), "issue_pk": pk})
         created = await self._session.fetch_one(bound, IssueHistory)
         assert created is not None  # INSERT … RETURNING gives the row
         return created
@@ -87,7 +107,9 @@ class AsyncHistoryRepository(AsyncRepository):
         sends nothing and returns 0.
         """
         items = validate_all(NewIssueHistory, changes, "changes")
+        for index, item in enumerate(items):
+            issue_of(item, issue_pk, f"changes[{index}]")
         if not items:
             return 0
-        document = Jsonb([item.model_dump(mode="json") for item in items])
+        document = Jsonb([item.model_dump(mode="json", exclude={"issue_pk"}) for item in items])
         return await self._session.run(ADD_MANY.bind({"issue_pk": issue_pk, "changes": document}))

@@ -4,13 +4,47 @@ Issues are shared by every user. A re-crawl stores an issue with ``upsert`` or, 
 ``upsert_many``, which streams its input through COPY in batches; both keep the stored
 value of every field the crawl left unset, keep ``first_crawled_at`` and move
 ``last_crawled_at`` and ``crawl_count``.
+
+The lock order (issue 11). Concurrent crawlers of overlapping sets must never deadlock,
+so every writer of issues, of their bookkeeping (``ims.issue_crawls``) or of their
+children (``upsert``, ``upsert_many``, ``Database.upsert_issues``, the importer,
+``create``, ``update``, ``update_many``, ``set_status``, ``replace_status``, ``delete``)
+first runs ``issues.lock_issues``, in a savepoint, before it touches a row:
+
+1. the coarse advisory lock: *exclusive* for an ``upsert_many`` that may write more than
+   one batch in its transaction, *shared* for every other writer;
+2. in shared mode, one advisory lock per *bucket* of the issues it writes (md5 of the
+   ``issue_id`` mod ``LOCK_BUCKETS``), in ascending bucket order.
+
+Why no cycle can form: a transaction that waits for an advisory lock holds only locks
+that come earlier in that one order (the coarse lock, then lower buckets), and a row is
+touched only once all its issues' buckets are held, so two writers never wait for each
+other's rows: writers of one bucket run one after the other, and an exclusive writer
+runs alone. Row locks cannot give this order: a batch inserts issues that no one can
+lock before they exist, and a multi-batch transaction keeps its first batch's rows while
+it locks the next. A hash order is total even for issue_ids not stored yet. Buckets, not
+one lock per issue: the server's lock table holds about 10,000 locks in all (64 x
+max_connections), and three transactions holding 5,000 each exhaust it (measured);
+512 buckets bound a transaction at 513 locks, whatever its size.
+
+A transaction that already holds the shared lock and writes again (a second
+``upsert_many`` call, the importer's children after its issues) never waits for a
+bucket: it only *tries* the ones it lacks (the importer's are all held already). If one
+is busy, the savepoint is rolled back, which releases what the attempt took (checked on
+PostgreSQL 15: advisory xact locks taken in a savepoint go with ``ROLLBACK TO``), and the
+write is tried again after a jittered backoff, logged on the ``ims_repo.issues`` logger,
+at most ``_ATTEMPTS`` times. The same bounded retry covers a deadlock with a writer outside
+this order (hand-written SQL that does not call ``lock_for_write``). Only after the last
+attempt does ``TransactionConflict`` reach the caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+import random
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
 from pydantic import TypeAdapter
@@ -46,6 +80,7 @@ from ims_repo.core.statements.issues import (
     FIND_DETAILED,
     GET,
     GET_BY_ISSUE_ID,
+    LOCK_ISSUES,
     REPLACE_STATUS,
     SESSIONS,
     SET_STATUS,
@@ -53,8 +88,9 @@ from ims_repo.core.statements.issues import (
     UPDATE_MANY,
     UPSERT,
     UPSERT_STAGED,
+    WITH_STATUS,
 )
-from ims_repo.db._acompat import AItems, abatches
+from ims_repo.db._acompat import AItems, AWrite, abatches, asleep
 from ims_repo.db._async.repositories.base import AsyncRepository, bind_find, changes_document
 
 FILTERS = FilterSet(
@@ -91,10 +127,15 @@ UPDATABLE = tuple(name for name in NewIssue.model_fields if name != "issue_id")
 (the natural key re-crawls upsert on). The crawl bookkeeping moves only on upserts."""
 
 _ALL_FIELDS = frozenset(NewIssue.model_fields)
-_BATCH_ATTEMPTS = 3
+_ATTEMPTS = 6
+"""Tries of a locked write: with the backoff below, about 1.5 s of waiting in all."""
+_BACKOFF_S = 0.05
+_log = logging.getLogger("ims_repo.issues")  # one name for the sync and async twins
+T = TypeVar("T")
 _SESSION_FIELDS = tuple(CrawlSession.model_fields)
 _KEY = TypeAdapter(int)
 _KEYS = TypeAdapter(list[int])
+_IDS = TypeAdapter(list[Text])
 _TEXT = TypeAdapter(Text)
 
 IssueInput = NewIssue | Mapping[str, Any]
@@ -147,7 +188,11 @@ class AsyncIssueRepository(AsyncRepository):
         issue = validate_input(NewIssue, new)
         params = issue.model_dump()
         params["raw_data"] = Jsonb(issue.raw_data)
-        created = await self._session.fetch_one(CREATE.bind(params), Issue)
+        created = await self._locked(
+            lambda: self._session.fetch_one(CREATE.bind(params), Issue),
+            issue_ids=[issue.issue_id],
+            sends=params,
+        )
         assert created is not None  # INSERT … RETURNING gives the row
         return created
 
@@ -156,14 +201,19 @@ class AsyncIssueRepository(AsyncRepository):
         such issue. An edit, not a crawl: ``last_crawled_at``/``crawl_count`` stay."""
         key = validate_value(_KEY, issue_pk, "issue_pk")
         changes = validate_changes(NewIssue, fields, allowed=UPDATABLE)
-        return await self._update(UPDATE, Issue, "issues", ("issue_pk", key), changes)
+        return await self._locked(
+            lambda: self._update(UPDATE, Issue, "issues", ("issue_pk", key), changes),
+            issue_pks=[key],
+            sends=changes,
+        )
 
     async def delete(self, issue_pk: int) -> bool:
         """Remove an issue with its comments, history and attachments; False if there
         was none. ``ForeignKeyViolation`` while any crawl session links it, also one the
         caller cannot see (nothing is deleted through another user's rows)."""
-        bound = DELETE.bind({"issue_pk": validate_value(_KEY, issue_pk, "issue_pk")})
-        return await self._session.run(bound) > 0
+        key = validate_value(_KEY, issue_pk, "issue_pk")
+        bound = DELETE.bind({"issue_pk": key})
+        return await self._locked(lambda: self._session.run(bound), issue_pks=[key]) > 0
 
     async def set_status(self, issue_pks: Sequence[int], status: str) -> int:
         """Give the listed issues ``status``; how many changed (issues that already
@@ -172,15 +222,20 @@ class AsyncIssueRepository(AsyncRepository):
         checked = _status(status, "status")
         if not keys:
             return 0
-        return await self._session.run(SET_STATUS.bind({"issue_pks": keys, "status": checked}))
+        bound = SET_STATUS.bind({"issue_pks": keys, "status": checked})
+        return await self._locked(lambda: self._session.run(bound), issue_pks=keys)
 
     async def replace_status(self, old: str, new: str) -> int:
         """The guide's bulk update (status ``New`` → ``Open``): every issue with status
         ``old`` gets ``new``; how many changed."""
-        bound = REPLACE_STATUS.bind(
-            {"old": validate_value(_TEXT, old, "old"), "new": _status(new, "new")}
-        )
-        return await self._session.run(bound)
+        checked_old = validate_value(_TEXT, old, "old")
+        bound = REPLACE_STATUS.bind({"old": checked_old, "new": _status(new, "new")})
+        # Any issue may have status ``old``: the exclusive lock. A transaction that holds
+        # the shared one already cannot take it, and tries the buckets of the issues
+        # found with that status instead.
+        found = await self._session.fetch_rows(WITH_STATUS.bind({"status": checked_old}))
+        ids = [row["issue_id"] for row in found]
+        return await self._locked(lambda: self._session.run(bound), issue_ids=ids, exclusive=True)
 
     async def update_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """The guide's ``bulk_update_mappings``, in one statement: each mapping has
@@ -212,7 +267,10 @@ class AsyncIssueRepository(AsyncRepository):
                 for key, changes in merged.items()
             ]
         )
-        return await self._session.run(UPDATE_MANY.bind({"rows": document}))
+        bound = UPDATE_MANY.bind({"rows": document})
+        return await self._locked(
+            lambda: self._session.run(bound), issue_pks=list(merged), sends=bound.params
+        )
 
     async def upsert(self, new: IssueInput) -> Issue:
         """Store a crawled issue: insert it, or update the stored one with the same
@@ -226,7 +284,11 @@ class AsyncIssueRepository(AsyncRepository):
         params["raw_data"] = Jsonb(issue.raw_data)
         given = issue.model_fields_set
         params["set_fields"] = None if given >= _ALL_FIELDS else sorted(given)
-        stored = await self._session.fetch_one(UPSERT.bind(params), Issue)
+        stored = await self._locked(
+            lambda: self._session.fetch_one(UPSERT.bind(params), Issue),
+            issue_ids=[issue.issue_id],
+            sends=params,
+        )
         assert stored is not None  # the row written, or the stored one
         return stored
 
@@ -250,6 +312,13 @@ class AsyncIssueRepository(AsyncRepository):
         yielded a multiple of ``batch_size`` items). ``Database.upsert_issues`` spreads
         the batches over several connections.
 
+        Concurrent callers never deadlock (the lock order, in the module's docstring): a
+        call of one batch waits only for writers of the same lock buckets; a call that
+        may write several batches in its transaction (more than ``batch_size`` items, or
+        a full batch from an iterator) takes the exclusive writer lock, so other writers
+        of issues wait until that transaction commits. Beside other crawlers, pass a long
+        crawl in chunks of ``batch_size`` and commit after each call.
+
         The same ``issue_id`` twice in one batch is merged in order before the COPY, as
         if the items had been upserted one after the other: each field takes the value
         of the last item that set it (so the last wins), and ``crawl_count`` goes up once
@@ -260,27 +329,85 @@ class AsyncIssueRepository(AsyncRepository):
         merged ``issue_id`` once per batch.
         """
         size = positive_int(batch_size, "batch_size")
+        length = len(issues) if isinstance(issues, Sized) else None
         items = iterable_of_items(issues, "issues")
         total = UpsertResult(inserted=0, updated=0, unchanged=0)
         start = 0
         async for batch in abatches(items, size):
             positions = range(start, start + len(batch))
-            total = add_results(total, await self.upsert_batch(Batch(batch, positions)))
+            # A full batch of an input of unknown length may be followed by another in
+            # this transaction: exclusive (a transaction that holds it already, or a
+            # generator that committed in between, decides again on the server).
+            exclusive = len(batch) == size and (length is None or length > start + size)
+            written = await self.upsert_batch(Batch(batch, positions), exclusive=exclusive)
+            total = add_results(total, written)
             start += len(batch)
         return total
 
-    async def upsert_batch(self, batch: Batch) -> UpsertResult:
+    async def upsert_batch(self, batch: Batch, *, exclusive: bool = False) -> UpsertResult:
         """Write one batch of ``upsert_many`` (its two steps) in the current transaction,
-        in a savepoint: an item refused in the second step undoes the first, and a batch
-        chosen as a deadlock victim is undone and written again (at most
-        ``_BATCH_ATTEMPTS`` times), so the rest of the transaction is kept."""
-        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+        in a savepoint, after taking its place in the lock order (``exclusive``: the
+        coarse lock of a transaction that will write more batches): an item refused in
+        the second step undoes the first, and a batch that meets a busy lock is undone
+        and written again, so the rest of the transaction is kept."""
+        return await self._locked(
+            lambda: self._write_batch(batch), issue_ids=list(batch.digests), exclusive=exclusive
+        )
+
+    async def lock_for_write(
+        self, *, issue_ids: Sequence[str] = (), issue_pks: Sequence[int] = ()
+    ) -> None:
+        """Take this transaction's place in the lock order of issue writers (the module's
+        docstring) for these issues, held until the transaction ends. Every writer of
+        this repository does it itself; SQL of the application's own that writes
+        issues or their children calls it first, so it never deadlocks with crawlers."""
+        ids = validate_value(_IDS, as_list(issue_ids, "issue_ids"), "issue_ids")
+        keys = validate_value(_KEYS, as_list(issue_pks, "issue_pks"), "issue_pks")
+        await self._locked(_nothing, issue_ids=ids, issue_pks=keys)
+
+    async def _locked(
+        self,
+        write: AWrite[T],
+        *,
+        issue_ids: Sequence[str] = (),
+        issue_pks: Sequence[int] = (),
+        exclusive: bool = False,
+        sends: Mapping[str, Any] | None = None,
+    ) -> T:
+        """``write()`` in a savepoint, after ``issues.lock_issues``; tried again after a
+        jittered, growing backoff (each logged) while a lock is busy or the server picks
+        the write as a deadlock victim, at most ``_ATTEMPTS`` times. ``sends``: the
+        parameters ``write`` will send, refused before anything is (text PostgreSQL
+        cannot store), as they would be without the lock."""
+        if sends is not None:
+            self._session.refuse_unstorable(sends)
+        bound = LOCK_ISSUES.bind(
+            {"issue_ids": list(issue_ids), "issue_pks": list(issue_pks), "exclusive": exclusive}
+        )
+        for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with self._session.savepoint():
-                    return await self._write_batch(batch)
-            except TransactionConflict:
-                if attempt == _BATCH_ATTEMPTS:
+                    busy = (await self._session.fetch_rows(bound))[0]["busy"]
+                    if busy:
+                        raise TransactionConflict(
+                            f"{busy} issue lock bucket(s) held by another transaction, and "
+                            "this transaction already holds issue locks it cannot wait with "
+                            "(it wrote issues earlier); commit between writes of different "
+                            "issue sets, or pass them to one upsert_many"
+                        )
+                    return await write()
+            except TransactionConflict as error:
+                if attempt == _ATTEMPTS:
                     raise
+                delay = _BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                _log.warning(
+                    "issue write attempt %d of %d undone, retrying in %.0f ms: %s",
+                    attempt,
+                    _ATTEMPTS,
+                    delay * 1000,
+                    error,
+                )
+                await asleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _write_batch(self, batch: Batch) -> UpsertResult:
@@ -356,3 +483,7 @@ def _status(value: Any, name: str) -> str:
     except InvalidInput as error:
         raise InvalidInput(f"{name}: {error}") from error
     return str(changes["status"])
+
+
+async def _nothing() -> None:
+    """The write of ``lock_for_write``: none (it only takes the locks)."""

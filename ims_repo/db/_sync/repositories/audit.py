@@ -38,7 +38,8 @@ class AuditRepository(Repository):
         limit: int = 100,
     ) -> list[AuditLog]:
         """The newest visible audit rows, newest first, optionally only those of
-        ``table_name`` (e.g. ``"issues"``) and/or of one row's key ``record_id``."""
+        ``table_name`` (e.g. ``"issues"``) and/or of one row's key ``record_id``: who
+        inserted or changed that row, when, and what changed (``AuditLog``)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidInput(f"limit must be a positive int, not {limit!r}")
         filters: dict[str, Any] = {}

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from ims_repo.core.filters import After, Column, FilterSet
 from ims_repo.core.records import IssueComment, NewIssueComment
-from ims_repo.core.records.types import validate_all, validate_changes, validate_input
+from ims_repo.core.records.types import (
+    issue_of,
+    split_create,
+    validate_all,
+    validate_changes,
+    validate_input,
+)
 from ims_repo.core.statements.comments import (
     ADD_MANY,
     CREATE,
@@ -45,7 +51,7 @@ FILTERS = FilterSet(
 key), ``commented_at`` (``commented_at_from=``/``_to=``, ``has_commented_at=``) and
 ``comment_order`` (``has_comment_order=``)."""
 
-UPDATABLE = tuple(NewIssueComment.model_fields)
+UPDATABLE = tuple(name for name in NewIssueComment.model_fields if name != "issue_pk")
 
 
 class CommentRepository(Repository):
@@ -73,10 +79,30 @@ class CommentRepository(Repository):
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, IssueComment)
 
-    def create(self, issue_pk: int, new: NewIssueComment | Mapping[str, Any]) -> IssueComment:
-        """Add a comment to the issue; ``ForeignKeyViolation`` if there is no such issue."""
+    @overload
+    def create(self, new: NewIssueComment | Mapping[str, Any], /) -> IssueComment: ...
+
+    @overload
+    def create(
+        self, issue_pk: int, new: NewIssueComment | Mapping[str, Any], /
+    ) -> IssueComment: ...
+
+    def create(
+        self,
+        issue_or_new: int | NewIssueComment | Mapping[str, Any],
+        new: NewIssueComment | Mapping[str, Any] | None = None,
+        /,
+    ) -> IssueComment:
+        """Add a comment to the issue; ``ForeignKeyViolation`` if there is no such issue.
+
+        ``create(record)`` takes the issue from ``record.issue_pk``; ``create(issue_pk,
+        new)`` names it, and ``new`` may then leave ``issue_pk`` out (naming another
+        issue is ``InvalidInput``).
+        """
+        issue_pk, new = split_create("NewIssueComment", issue_or_new, new)
         comment = validate_input(NewIssueComment, new)
-        bound = CREATE.bind({"issue_pk": issue_pk, **comment.model_dump()})
+        pk = issue_of(comment, issue_pk, "NewIssueComment")
+        bound = CREATE.bind({**comment.model_dump(), "issue_pk": pk})
         created = self._session.fetch_one(bound, IssueComment)
         assert created is not None  # INSERT … RETURNING gives the row
         return created
@@ -103,7 +129,9 @@ class CommentRepository(Repository):
         comments get ids in the order given. An empty list sends nothing and returns 0.
         """
         items = validate_all(NewIssueComment, comments, "comments")
+        for index, item in enumerate(items):
+            issue_of(item, issue_pk, f"comments[{index}]")
         if not items:
             return 0
-        document = Jsonb([item.model_dump(mode="json") for item in items])
+        document = Jsonb([item.model_dump(mode="json", exclude={"issue_pk"}) for item in items])
         return self._session.run(ADD_MANY.bind({"issue_pk": issue_pk, "comments": document}))

@@ -7,13 +7,47 @@ Issues are shared by every user. A re-crawl stores an issue with ``upsert`` or, 
 ``upsert_many``, which streams its input through COPY in batches; both keep the stored
 value of every field the crawl left unset, keep ``first_crawled_at`` and move
 ``last_crawled_at`` and ``crawl_count``.
+
+The lock order (issue 11). Concurrent crawlers of overlapping sets must never deadlock,
+so every writer of issues, of their bookkeeping (``ims.issue_crawls``) or of their
+children (``upsert``, ``upsert_many``, ``Database.upsert_issues``, the importer,
+``create``, ``update``, ``update_many``, ``set_status``, ``replace_status``, ``delete``)
+first runs ``issues.lock_issues``, in a savepoint, before it touches a row:
+
+1. the coarse advisory lock: *exclusive* for an ``upsert_many`` that may write more than
+   one batch in its transaction, *shared* for every other writer;
+2. in shared mode, one advisory lock per *bucket* of the issues it writes (md5 of the
+   ``issue_id`` mod ``LOCK_BUCKETS``), in ascending bucket order.
+
+Why no cycle can form: a transaction that waits for an advisory lock holds only locks
+that come earlier in that one order (the coarse lock, then lower buckets), and a row is
+touched only once all its issues' buckets are held, so two writers never wait for each
+other's rows: writers of one bucket run one after the other, and an exclusive writer
+runs alone. Row locks cannot give this order: a batch inserts issues that no one can
+lock before they exist, and a multi-batch transaction keeps its first batch's rows while
+it locks the next. A hash order is total even for issue_ids not stored yet. Buckets, not
+one lock per issue: the server's lock table holds about 10,000 locks in all (64 x
+max_connections), and three transactions holding 5,000 each exhaust it (measured);
+512 buckets bound a transaction at 513 locks, whatever its size.
+
+A transaction that already holds the shared lock and writes again (a second
+``upsert_many`` call, the importer's children after its issues) never waits for a
+bucket: it only *tries* the ones it lacks (the importer's are all held already). If one
+is busy, the savepoint is rolled back, which releases what the attempt took (checked on
+PostgreSQL 15: advisory xact locks taken in a savepoint go with ``ROLLBACK TO``), and the
+write is tried again after a jittered backoff, logged on the ``ims_repo.issues`` logger,
+at most ``_ATTEMPTS`` times. The same bounded retry covers a deadlock with a writer outside
+this order (hand-written SQL that does not call ``lock_for_write``). Only after the last
+attempt does ``TransactionConflict`` reach the caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+import random
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
 from pydantic import TypeAdapter
@@ -49,6 +83,7 @@ from ims_repo.core.statements.issues import (
     FIND_DETAILED,
     GET,
     GET_BY_ISSUE_ID,
+    LOCK_ISSUES,
     REPLACE_STATUS,
     SESSIONS,
     SET_STATUS,
@@ -56,8 +91,9 @@ from ims_repo.core.statements.issues import (
     UPDATE_MANY,
     UPSERT,
     UPSERT_STAGED,
+    WITH_STATUS,
 )
-from ims_repo.db._acompat import Items, batches
+from ims_repo.db._acompat import Items, Write, batches, sleep
 from ims_repo.db._sync.repositories.base import Repository, bind_find, changes_document
 
 FILTERS = FilterSet(
@@ -94,10 +130,15 @@ UPDATABLE = tuple(name for name in NewIssue.model_fields if name != "issue_id")
 (the natural key re-crawls upsert on). The crawl bookkeeping moves only on upserts."""
 
 _ALL_FIELDS = frozenset(NewIssue.model_fields)
-_BATCH_ATTEMPTS = 3
+_ATTEMPTS = 6
+"""Tries of a locked write: with the backoff below, about 1.5 s of waiting in all."""
+_BACKOFF_S = 0.05
+_log = logging.getLogger("ims_repo.issues")  # one name for the sync and async twins
+T = TypeVar("T")
 _SESSION_FIELDS = tuple(CrawlSession.model_fields)
 _KEY = TypeAdapter(int)
 _KEYS = TypeAdapter(list[int])
+_IDS = TypeAdapter(list[Text])
 _TEXT = TypeAdapter(Text)
 
 IssueInput = NewIssue | Mapping[str, Any]
@@ -150,7 +191,11 @@ class IssueRepository(Repository):
         issue = validate_input(NewIssue, new)
         params = issue.model_dump()
         params["raw_data"] = Jsonb(issue.raw_data)
-        created = self._session.fetch_one(CREATE.bind(params), Issue)
+        created = self._locked(
+            lambda: self._session.fetch_one(CREATE.bind(params), Issue),
+            issue_ids=[issue.issue_id],
+            sends=params,
+        )
         assert created is not None  # INSERT … RETURNING gives the row
         return created
 
@@ -159,14 +204,19 @@ class IssueRepository(Repository):
         such issue. An edit, not a crawl: ``last_crawled_at``/``crawl_count`` stay."""
         key = validate_value(_KEY, issue_pk, "issue_pk")
         changes = validate_changes(NewIssue, fields, allowed=UPDATABLE)
-        return self._update(UPDATE, Issue, "issues", ("issue_pk", key), changes)
+        return self._locked(
+            lambda: self._update(UPDATE, Issue, "issues", ("issue_pk", key), changes),
+            issue_pks=[key],
+            sends=changes,
+        )
 
     def delete(self, issue_pk: int) -> bool:
         """Remove an issue with its comments, history and attachments; False if there
         was none. ``ForeignKeyViolation`` while any crawl session links it, also one the
         caller cannot see (nothing is deleted through another user's rows)."""
-        bound = DELETE.bind({"issue_pk": validate_value(_KEY, issue_pk, "issue_pk")})
-        return self._session.run(bound) > 0
+        key = validate_value(_KEY, issue_pk, "issue_pk")
+        bound = DELETE.bind({"issue_pk": key})
+        return self._locked(lambda: self._session.run(bound), issue_pks=[key]) > 0
 
     def set_status(self, issue_pks: Sequence[int], status: str) -> int:
         """Give the listed issues ``status``; how many changed (issues that already
@@ -175,15 +225,20 @@ class IssueRepository(Repository):
         checked = _status(status, "status")
         if not keys:
             return 0
-        return self._session.run(SET_STATUS.bind({"issue_pks": keys, "status": checked}))
+        bound = SET_STATUS.bind({"issue_pks": keys, "status": checked})
+        return self._locked(lambda: self._session.run(bound), issue_pks=keys)
 
     def replace_status(self, old: str, new: str) -> int:
         """The guide's bulk update (status ``New`` → ``Open``): every issue with status
         ``old`` gets ``new``; how many changed."""
-        bound = REPLACE_STATUS.bind(
-            {"old": validate_value(_TEXT, old, "old"), "new": _status(new, "new")}
-        )
-        return self._session.run(bound)
+        checked_old = validate_value(_TEXT, old, "old")
+        bound = REPLACE_STATUS.bind({"old": checked_old, "new": _status(new, "new")})
+        # Any issue may have status ``old``: the exclusive lock. A transaction that holds
+        # the shared one already cannot take it, and tries the buckets of the issues
+        # found with that status instead.
+        found = self._session.fetch_rows(WITH_STATUS.bind({"status": checked_old}))
+        ids = [row["issue_id"] for row in found]
+        return self._locked(lambda: self._session.run(bound), issue_ids=ids, exclusive=True)
 
     def update_many(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """The guide's ``bulk_update_mappings``, in one statement: each mapping has
@@ -215,7 +270,10 @@ class IssueRepository(Repository):
                 for key, changes in merged.items()
             ]
         )
-        return self._session.run(UPDATE_MANY.bind({"rows": document}))
+        bound = UPDATE_MANY.bind({"rows": document})
+        return self._locked(
+            lambda: self._session.run(bound), issue_pks=list(merged), sends=bound.params
+        )
 
     def upsert(self, new: IssueInput) -> Issue:
         """Store a crawled issue: insert it, or update the stored one with the same
@@ -229,7 +287,11 @@ class IssueRepository(Repository):
         params["raw_data"] = Jsonb(issue.raw_data)
         given = issue.model_fields_set
         params["set_fields"] = None if given >= _ALL_FIELDS else sorted(given)
-        stored = self._session.fetch_one(UPSERT.bind(params), Issue)
+        stored = self._locked(
+            lambda: self._session.fetch_one(UPSERT.bind(params), Issue),
+            issue_ids=[issue.issue_id],
+            sends=params,
+        )
         assert stored is not None  # the row written, or the stored one
         return stored
 
@@ -253,6 +315,13 @@ class IssueRepository(Repository):
         yielded a multiple of ``batch_size`` items). ``Database.upsert_issues`` spreads
         the batches over several connections.
 
+        Concurrent callers never deadlock (the lock order, in the module's docstring): a
+        call of one batch waits only for writers of the same lock buckets; a call that
+        may write several batches in its transaction (more than ``batch_size`` items, or
+        a full batch from an iterator) takes the exclusive writer lock, so other writers
+        of issues wait until that transaction commits. Beside other crawlers, pass a long
+        crawl in chunks of ``batch_size`` and commit after each call.
+
         The same ``issue_id`` twice in one batch is merged in order before the COPY, as
         if the items had been upserted one after the other: each field takes the value
         of the last item that set it (so the last wins), and ``crawl_count`` goes up once
@@ -263,27 +332,85 @@ class IssueRepository(Repository):
         merged ``issue_id`` once per batch.
         """
         size = positive_int(batch_size, "batch_size")
+        length = len(issues) if isinstance(issues, Sized) else None
         items = iterable_of_items(issues, "issues")
         total = UpsertResult(inserted=0, updated=0, unchanged=0)
         start = 0
         for batch in batches(items, size):
             positions = range(start, start + len(batch))
-            total = add_results(total, self.upsert_batch(Batch(batch, positions)))
+            # A full batch of an input of unknown length may be followed by another in
+            # this transaction: exclusive (a transaction that holds it already, or a
+            # generator that committed in between, decides again on the server).
+            exclusive = len(batch) == size and (length is None or length > start + size)
+            written = self.upsert_batch(Batch(batch, positions), exclusive=exclusive)
+            total = add_results(total, written)
             start += len(batch)
         return total
 
-    def upsert_batch(self, batch: Batch) -> UpsertResult:
+    def upsert_batch(self, batch: Batch, *, exclusive: bool = False) -> UpsertResult:
         """Write one batch of ``upsert_many`` (its two steps) in the current transaction,
-        in a savepoint: an item refused in the second step undoes the first, and a batch
-        chosen as a deadlock victim is undone and written again (at most
-        ``_BATCH_ATTEMPTS`` times), so the rest of the transaction is kept."""
-        for attempt in range(1, _BATCH_ATTEMPTS + 1):
+        in a savepoint, after taking its place in the lock order (``exclusive``: the
+        coarse lock of a transaction that will write more batches): an item refused in
+        the second step undoes the first, and a batch that meets a busy lock is undone
+        and written again, so the rest of the transaction is kept."""
+        return self._locked(
+            lambda: self._write_batch(batch), issue_ids=list(batch.digests), exclusive=exclusive
+        )
+
+    def lock_for_write(
+        self, *, issue_ids: Sequence[str] = (), issue_pks: Sequence[int] = ()
+    ) -> None:
+        """Take this transaction's place in the lock order of issue writers (the module's
+        docstring) for these issues, held until the transaction ends. Every writer of
+        this repository does it itself; SQL of the application's own that writes
+        issues or their children calls it first, so it never deadlocks with crawlers."""
+        ids = validate_value(_IDS, as_list(issue_ids, "issue_ids"), "issue_ids")
+        keys = validate_value(_KEYS, as_list(issue_pks, "issue_pks"), "issue_pks")
+        self._locked(_nothing, issue_ids=ids, issue_pks=keys)
+
+    def _locked(
+        self,
+        write: Write[T],
+        *,
+        issue_ids: Sequence[str] = (),
+        issue_pks: Sequence[int] = (),
+        exclusive: bool = False,
+        sends: Mapping[str, Any] | None = None,
+    ) -> T:
+        """``write()`` in a savepoint, after ``issues.lock_issues``; tried again after a
+        jittered, growing backoff (each logged) while a lock is busy or the server picks
+        the write as a deadlock victim, at most ``_ATTEMPTS`` times. ``sends``: the
+        parameters ``write`` will send, refused before anything is (text PostgreSQL
+        cannot store), as they would be without the lock."""
+        if sends is not None:
+            self._session.refuse_unstorable(sends)
+        bound = LOCK_ISSUES.bind(
+            {"issue_ids": list(issue_ids), "issue_pks": list(issue_pks), "exclusive": exclusive}
+        )
+        for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self._session.savepoint():
-                    return self._write_batch(batch)
-            except TransactionConflict:
-                if attempt == _BATCH_ATTEMPTS:
+                    busy = (self._session.fetch_rows(bound))[0]["busy"]
+                    if busy:
+                        raise TransactionConflict(
+                            f"{busy} issue lock bucket(s) held by another transaction, and "
+                            "this transaction already holds issue locks it cannot wait with "
+                            "(it wrote issues earlier); commit between writes of different "
+                            "issue sets, or pass them to one upsert_many"
+                        )
+                    return write()
+            except TransactionConflict as error:
+                if attempt == _ATTEMPTS:
                     raise
+                delay = _BACKOFF_S * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                _log.warning(
+                    "issue write attempt %d of %d undone, retrying in %.0f ms: %s",
+                    attempt,
+                    _ATTEMPTS,
+                    delay * 1000,
+                    error,
+                )
+                sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_batch(self, batch: Batch) -> UpsertResult:
@@ -359,3 +486,7 @@ def _status(value: Any, name: str) -> str:
     except InvalidInput as error:
         raise InvalidInput(f"{name}: {error}") from error
     return str(changes["status"])
+
+
+def _nothing() -> None:
+    """The write of ``lock_for_write``: none (it only takes the locks)."""

@@ -40,6 +40,10 @@ from tests.fix_async import acrawl
 from tests.seed import People
 
 DAY = date(2026, 11, 10)
+ADVISORY_LOCKS_HELD = (
+    "SELECT count(*) AS n FROM pg_catalog.pg_locks "
+    "WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+)
 
 
 def at(day: date, hour: int) -> datetime:
@@ -234,6 +238,11 @@ async def test_issues_reads_and_writes(ims_adb: AsyncDatabase, apeople: People) 
             2,
             "net",  # left unset by the crawl: kept
         )
+        await s.issues.lock_for_write(issue_ids=["IS-1", "IS-9"], issue_pks=[b.issue_pk])
+        [held] = await s.execute(ADVISORY_LOCKS_HELD)
+        assert held["n"] >= 2  # the coarse lock and the buckets: until the transaction ends
+        await s.commit()
+        assert await s.execute(ADVISORY_LOCKS_HELD) == [{"n": 0}]
         fresh = await s.issues.upsert({"issue_id": "IS-4", "title": "t", "product": "OpenFrame"})
         assert fresh.crawl_count == 1
         assert await s.issues.delete(fresh.issue_pk) is True

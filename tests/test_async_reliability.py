@@ -298,10 +298,12 @@ POINTS = (
 )
 # A block cancelled at these points never reaches a commit: its writes must be gone.
 UNCOMMITTED = frozenset(POINTS[1:5])
-# The statements upsert_many sends for its first batch, in order (see IssueRepository):
-# 1 create the digest stage, 2 COPY the digests, 3-5 settle unchanged items, 6 create the
-# issue stage, 7 COPY the issues, 8 the upsert, 9 clear the stage.
-COPY_STATEMENTS = (2, 7)
+# The statements upsert_many sends for a batch of new issues, in order (see
+# IssueRepository.upsert_batch): 1 take the issue locks, 2 create the digest stage, 3 COPY
+# the digests, 4-6 settle unchanged items, 7 create the issue stage, 8 COPY the issues,
+# 9 the upsert, 10 clear the stage. The test checks the count before relying on it.
+BATCH_STATEMENTS = 10
+COPY_STATEMENTS = (3, 8)
 
 
 @dataclass
@@ -452,6 +454,10 @@ async def test_a_thousand_cancellations_leak_nothing_and_lose_no_connection(
     report_figure: ReportFigure,
 ) -> None:
     owned, users = await seed(ims_adb, apeople)
+    async with ims_adb.session() as s:  # the statement numbers COPY_STATEMENTS relies on
+        await s.issues.upsert_many(Attempt(-1, "", "", None).items(400), batch_size=400)
+        assert s.statements_sent == BATCH_STATEMENTS
+        await s.rollback()
     (tmp_path / "probe.sql").write_text(PROBE)
     probe = QueryFile(tmp_path / "probe.sql")
     outcomes: Counter[str] = Counter()

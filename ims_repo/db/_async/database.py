@@ -213,6 +213,11 @@ class AsyncDatabase:
                 except psycopg.Error:
                     await self._pool.putconn(connection)  # broken: the pool replaces it
                     continue
+                except BaseException:
+                    # Cancelled (or interrupted) during the test: the caller never gets
+                    # the connection, so give it back (tested again at its next checkout).
+                    await self._pool.putconn(connection)
+                    raise
                 self._good_at[connection] = losses
                 return connection
         except PoolTimeout as error:

@@ -18,7 +18,7 @@ the context, so the next checkout of the connection starts with none.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ims_repo.core.inputs import check_user_id, timeout_ms
@@ -28,22 +28,32 @@ from ims_repo.core.statements.context import SET_CURRENT_USER, SET_STATEMENT_TIM
 BEGIN = "BEGIN"
 
 
+Step = tuple[str, Mapping[str, Any] | None]
+"""One statement a transaction begins with: its text and parameters."""
+
+
 @dataclass(frozen=True)
 class TransactionStart:
-    """The statements that open each transaction of one session (bound once)."""
+    """The statements that open each transaction of one session (bound once, and the two
+    openings built once: they are sent at the start of every transaction)."""
 
     user_id: int | None
     context: BoundStatement
     timeout: BoundStatement | None
+    _implicit: tuple[Step, ...] = field(init=False, repr=False, compare=False)
+    _explicit: tuple[Step, ...] = field(init=False, repr=False, compare=False)
 
-    def opening(self, *, explicit: bool) -> list[tuple[str, Mapping[str, Any] | None]]:
-        """The (text, params) sent before the first statement of a transaction:
-        ``explicit`` adds ``BEGIN`` (everything but a lone read-only statement)."""
-        steps: list[tuple[str, Mapping[str, Any] | None]] = [(BEGIN, None)] if explicit else []
-        steps.append((self.context.text, self.context.params))
+    def __post_init__(self) -> None:
+        steps: list[Step] = [(self.context.text, self.context.params)]
         if self.timeout is not None:
             steps.append((self.timeout.text, self.timeout.params))
-        return steps
+        object.__setattr__(self, "_implicit", tuple(steps))
+        object.__setattr__(self, "_explicit", ((BEGIN, None), *steps))
+
+    def opening(self, *, explicit: bool) -> tuple[Step, ...]:
+        """The (text, params) sent before the first statement of a transaction:
+        ``explicit`` adds ``BEGIN`` (everything but a lone read-only statement)."""
+        return self._explicit if explicit else self._implicit
 
     def with_user(self, user_id: int | None) -> TransactionStart:
         """The same start with another RLS context."""

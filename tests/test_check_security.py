@@ -267,3 +267,9 @@ def test_check_json_is_a_stable_document(ims_admin_url: str) -> None:
     assert all(
         re.fullmatch(r"\w+\.sql:\d+", p["location"]) for p in problems if p["check"] == "statement"
     )
+
+
+def test_check_runs_as_a_runtime_login(ims_app_url: str) -> None:
+    # the catalogs and has_*_privilege('ims_app', …) are readable without any ownership
+    result = run("check", "--plans", "--database", ims_app_url)
+    assert result.exit_code == 0, result.output

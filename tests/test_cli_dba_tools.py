@@ -222,6 +222,10 @@ def test_break_lock_removes_the_lock_of_a_crashed_run(ims_admin_url: str) -> Non
     with psycopg.connect(ims_admin_url) as conn:
         assert conn.execute("SELECT pid FROM yoyo_lock").fetchall() == [(pid,)]
 
+    status = run("status", "--database", ims_admin_url)
+    assert status.output.splitlines()[-1].startswith(f"locked by process {pid} since ")
+    assert status.output.rstrip().endswith("(if that run has died: ims-repo break-lock)")
+
     result = run("break-lock", "--database", ims_admin_url)
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"removed the migration lock held by process {pid} since ")
@@ -230,3 +234,4 @@ def test_break_lock_removes_the_lock_of_a_crashed_run(ims_admin_url: str) -> Non
         assert conn.execute("SELECT count(*) FROM yoyo_lock").fetchone() == (0,)
     # and migrations run again without waiting for the lock
     assert run("migrate", "--database", ims_admin_url).exit_code == 0
+    assert "locked by" not in run("status", "--database", ims_admin_url).output

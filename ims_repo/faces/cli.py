@@ -144,6 +144,12 @@ def status() -> None:
         click.echo(f"{'applied' if applied else 'pending':8} {migration_id}")
     pending = sum(1 for _, applied in rows if not applied)
     click.echo(f"{len(rows) - pending} applied, {pending} pending")
+    from ims_repo.services.migration_lock import lock_holder
+
+    with errors_as_click():
+        holder = lock_holder(database_url())
+    if holder is not None:
+        click.echo(f"locked by {holder} (if that run has died: ims-repo break-lock)")
 
 
 @main.command("grant-login")

@@ -36,7 +36,6 @@ def findings(url: str) -> list[Finding]:
 
 def test_the_migrated_schema_passes_every_check(ims_admin_url: str) -> None:
     assert findings(ims_admin_url) == []
-    assert check_plans(ims_admin_url) == []
     result = run("check", "--plans", "--database", ims_admin_url)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1:] == [

@@ -1,13 +1,18 @@
 -- Where the write-ahead log stands: what read-your-writes on replicas compares.
 
 -- name: commit_position :scalar
--- The primary's WAL insert position, asked right after a COMMIT (in the same round
--- trip): at or past the end of that commit's record, so a replica that has replayed
--- up to it sees the commit. NULL on a standby.
+-- Asked right after a COMMIT, in the same round trip: a WAL position at or past the end
+-- of that commit's record, which replicas can reach. A synchronous commit (the default)
+-- has flushed its record, so the flush position covers it; replicas are sent flushed
+-- WAL only, so no later position is needed. An asynchronous commit (synchronous_commit
+-- off) may not be flushed yet: the insert position covers it. NULL on a standby.
 SELECT
     CASE
-        WHEN NOT pg_catalog.pg_is_in_recovery()
+        WHEN pg_catalog.pg_is_in_recovery()
+            THEN NULL
+        WHEN pg_catalog.current_setting('synchronous_commit') = 'off'
             THEN CAST(pg_catalog.pg_current_wal_insert_lsn() AS text)
+        ELSE CAST(pg_catalog.pg_current_wal_flush_lsn() AS text)
     END AS wal_position;
 
 -- name: replayed_position :scalar

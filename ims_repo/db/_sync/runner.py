@@ -247,7 +247,7 @@ class Runner:
         the session's transaction, begun first with the context when idle: COPY cannot
         run inside the pipeline that begins it.
         """
-        self._refuse_write(bound.statement)
+        self.refuse_write(bound.statement)
         self._begin_if_idle()
         self.statements_sent += 1
         cursor = self._connection.cursor()
@@ -295,7 +295,7 @@ class Runner:
     ) -> psycopg.Cursor[Row]:
         """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle."""
         if statement is not None:
-            self._refuse_write(statement)
+            self.refuse_write(statement)
         _refuse_nul(params)
         self.statements_sent += 1
         try:
@@ -315,8 +315,10 @@ class Runner:
             raise map_error(error, statement) from error
         return cursor
 
-    def _refuse_write(self, statement: Statement) -> None:
-        """On a read-only runner, refuse a statement that may write, before sending it."""
+    def refuse_write(self, statement: Statement) -> None:
+        """On a read-only session, raise the ``ReadOnlySession`` that sending
+        ``statement`` would raise, sending nothing (also for a caller that must send
+        something else first, such as a savepoint)."""
         if self._start.read_only and not statement.read_only:
             raise ReadOnlySession(
                 f"{statement.label} ({statement.location}) may change data, and this "

@@ -18,6 +18,7 @@ import pytest
 from ims_repo import (
     CommitPosition,
     Database,
+    DatabaseUnavailable,
     InvalidInput,
     NewUser,
     ReadOnlySession,
@@ -252,3 +253,17 @@ def test_replicas_must_be_a_list(replica_cluster: Cluster) -> None:
     c = replica_cluster
     with pytest.raises(InvalidInput, match="list"):
         Database(c.app_url(c.primary_server), replicas=c.app_url(c.standby_server))
+
+
+def test_a_lost_replica_connection_fails_its_session_only(
+    replica_cluster: Cluster, rdb: Database
+) -> None:
+    c = replica_cluster
+    with pytest.raises(DatabaseUnavailable), rdb.session(user_id=YIJAE, replica=True) as s:
+        pid = s.execute("SELECT pg_backend_pid() AS pid")[0]["pid"]
+        c.query(c.standby_server, "SELECT pg_terminate_backend(%s, 10000)", (pid,))
+        s.users.get(YIJAE)
+    with rdb.session(user_id=YIJAE, replica=True) as s:  # a new connection, same standby
+        assert on_standby(s)
+        assert s.execute("SELECT pg_backend_pid() AS pid")[0]["pid"] != pid
+        assert len(s.crawl_sessions.list_for_user(YIJAE)) == 3

@@ -15,10 +15,11 @@ primary's, each connection checked by the same login check) per replica URL in a
 - no replica usable in time: ``None``, and the session runs on the primary. Why is
   logged on ``logging.getLogger("ims_repo.replicas")``.
 
-A replica that cannot be reached (no connection within the wait, or a connection lost
-under a session) is skipped for ``DOWN_FOR`` seconds, logged once as a warning, so that
-sessions do not each wait for it; after that it is tried again. Connections opened
-before a loss are tested (an empty query) at their next checkout, as on the primary.
+A replica that cannot be reached (no connection within the wait) is skipped for
+``DOWN_FOR`` seconds, logged once as a warning, so that sessions do not each wait for
+it; after that it is tried again. A connection lost under a session fails that session
+with ``DatabaseUnavailable``; the replica's other connections, opened before the loss,
+are tested (an empty query) at their next checkout, as on the primary.
 
 PostgreSQL 15 has no way to wait for a replay position on the server, hence the polling;
 its cost is one round trip per replica asked, only for sessions given ``after=``.
@@ -141,8 +142,10 @@ class Replica:
 
     def putconn(self, connection: psycopg.Connection[Any]) -> None:
         if connection.broken:
+            # Maybe a restart that took every connection: the others are tested at their
+            # next checkout. The replica is not skipped for this alone (one connection
+            # may have been ended on its own); a checkout that finds none marks it down.
             self._losses += 1
-            self.mark_down("the connection was lost")
         self.pool.putconn(connection)
 
     def replayed(self, connection: psycopg.Connection[Any]) -> CommitPosition | None:

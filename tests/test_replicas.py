@@ -70,7 +70,10 @@ def test_replica_session_runs_on_the_standby_under_rls(rdb: Database) -> None:
         mine = s.crawl_sessions.list_for_user(YIJAE)
         theirs = s.crawl_sessions.list_for_user(JOHN)
         everything = s.crawl_sessions.find()
+        s.set_user(JOHN)  # in the open READ ONLY transaction: allowed, it changes no data
+        johns = s.crawl_sessions.find()
     assert mine == expected and len(mine) == 3
+    assert johns and {c.user_id for c in johns} == {JOHN}
     assert theirs == []  # RLS on the standby, as the runtime login: only user 2's rows
     assert {c.user_id for c in everything} == {YIJAE}
 

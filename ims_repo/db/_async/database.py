@@ -155,7 +155,9 @@ class AsyncDatabase:
             if self._opened:
                 return
             try:
-                connection = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+                connection = await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                )
             except psycopg.OperationalError as error:
                 message = " ".join(str(error).split())
                 raise DatabaseUnavailable(f"cannot connect to the database: {message}") from error
@@ -351,3 +353,5 @@ def _with_option(conninfo: str, option: str) -> str:
     """``conninfo`` with ``option`` (``-c name=value``) added to its server options."""
     options = conninfo_to_dict(conninfo).get("options") or ""
     return make_conninfo(conninfo, options=f"{options} {option}".strip())
+
+

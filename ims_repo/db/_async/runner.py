@@ -90,8 +90,10 @@ class AsyncRunner:
     async def set_user(self, user_id: int | None) -> None:
         """Change the RLS context, at once and for the rest of the block."""
         self._start = self._start.with_user(user_id)
-        if self.in_transaction:
-            await self._send(self._start.context, self._connection.cursor())
+        if self.in_transaction:  # not _send: a replica session may change its context
+            context = self._start.context
+            cursor = self._connection.cursor()
+            await self._execute(cursor, context.text, context.params, context.statement)
 
     @property
     def read_only(self) -> bool:
@@ -281,6 +283,7 @@ class AsyncRunner:
     async def _send(
         self, bound: BoundStatement, cursor: psycopg.AsyncCursor[Row]
     ) -> psycopg.AsyncCursor[Row]:
+        self.refuse_write(bound.statement)
         return await self._execute(cursor, bound.text, bound.params, bound.statement)
 
     async def _execute(
@@ -291,8 +294,6 @@ class AsyncRunner:
         statement: Statement | None,
     ) -> psycopg.AsyncCursor[Row]:
         """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle."""
-        if statement is not None:
-            self.refuse_write(statement)
         _refuse_nul(params)
         self.statements_sent += 1
         try:

@@ -93,8 +93,10 @@ class Runner:
     def set_user(self, user_id: int | None) -> None:
         """Change the RLS context, at once and for the rest of the block."""
         self._start = self._start.with_user(user_id)
-        if self.in_transaction:
-            self._send(self._start.context, self._connection.cursor())
+        if self.in_transaction:  # not _send: a replica session may change its context
+            context = self._start.context
+            cursor = self._connection.cursor()
+            self._execute(cursor, context.text, context.params, context.statement)
 
     @property
     def read_only(self) -> bool:
@@ -284,6 +286,7 @@ class Runner:
     def _send(
         self, bound: BoundStatement, cursor: psycopg.Cursor[Row]
     ) -> psycopg.Cursor[Row]:
+        self.refuse_write(bound.statement)
         return self._execute(cursor, bound.text, bound.params, bound.statement)
 
     def _execute(
@@ -294,8 +297,6 @@ class Runner:
         statement: Statement | None,
     ) -> psycopg.Cursor[Row]:
         """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle."""
-        if statement is not None:
-            self.refuse_write(statement)
         _refuse_nul(params)
         self.statements_sent += 1
         try:

@@ -17,6 +17,7 @@ from ims_repo.core.errors import (
     PermissionDenied,
     PoolExhausted,
     QueryFileError,
+    ReadOnlySession,
     StatementTimeout,
     TransactionAborted,
     TransactionConflict,
@@ -24,6 +25,7 @@ from ims_repo.core.errors import (
 )
 from ims_repo.core.filters import After
 from ims_repo.core.loader import QueryFile
+from ims_repo.core.positions import CommitPosition
 from ims_repo.core.records import *  # noqa: F403  (every record is public API)
 from ims_repo.core.records import __all__ as _records
 from ims_repo.db import AsyncDatabase, AsyncSession, Database, Session, get_session
@@ -32,6 +34,7 @@ __all__ = [
     "After",
     "AsyncDatabase",
     "AsyncSession",
+    "CommitPosition",
     "Database",
     "DatabaseError",
     "DatabaseUnavailable",
@@ -44,6 +47,7 @@ __all__ = [
     "PoolExhausted",
     "QueryFile",
     "QueryFileError",
+    "ReadOnlySession",
     "Session",
     "StatementTimeout",
     "TransactionAborted",

@@ -55,6 +55,16 @@ class TransactionAborted(ImsRepoError):
     """
 
 
+class ReadOnlySession(ImsRepoError):
+    """A replica session (``db.session(replica=True)``) was asked to change something.
+
+    A named statement that is not read-only (``Statement.read_only``) is refused before
+    it is sent; raw SQL (``s.execute``) runs in a ``READ ONLY`` transaction, so the
+    server refuses a write (SQLSTATE 25006, also what a hot standby answers), mapped to
+    this. Write in a session on the primary (``db.session()``).
+    """
+
+
 class UnsafeLogin(ImsRepoError):
     """The login would bypass row-level security (superuser or BYPASSRLS)."""
 

@@ -26,6 +26,7 @@ from ims_repo.core.loader import BoundStatement
 from ims_repo.core.statements.context import SET_CURRENT_USER, SET_STATEMENT_TIMEOUT
 
 BEGIN = "BEGIN"
+BEGIN_READ_ONLY = "BEGIN READ ONLY"
 
 
 Step = tuple[str, Mapping[str, Any] | None]
@@ -40,6 +41,8 @@ class TransactionStart:
     user_id: int | None
     context: BoundStatement
     timeout: BoundStatement | None
+    read_only: bool = False
+    """A replica session's: its explicit transactions begin ``READ ONLY``."""
     _implicit: tuple[Step, ...] = field(init=False, repr=False, compare=False)
     _explicit: tuple[Step, ...] = field(init=False, repr=False, compare=False)
 
@@ -48,7 +51,8 @@ class TransactionStart:
         if self.timeout is not None:
             steps.append((self.timeout.text, self.timeout.params))
         object.__setattr__(self, "_implicit", tuple(steps))
-        object.__setattr__(self, "_explicit", ((BEGIN, None), *steps))
+        begin = BEGIN_READ_ONLY if self.read_only else BEGIN
+        object.__setattr__(self, "_explicit", ((begin, None), *steps))
 
     def opening(self, *, explicit: bool) -> tuple[Step, ...]:
         """The (text, params) sent before the first statement of a transaction:
@@ -57,14 +61,17 @@ class TransactionStart:
 
     def with_user(self, user_id: int | None) -> TransactionStart:
         """The same start with another RLS context."""
-        return TransactionStart(check_user_id(user_id), _context(user_id), self.timeout)
+        return TransactionStart(
+            check_user_id(user_id), _context(user_id), self.timeout, self.read_only
+        )
 
 
 def transaction_start(
-    user_id: int | None, *, statement_timeout: float | None = None
+    user_id: int | None, *, statement_timeout: float | None = None, read_only: bool = False
 ) -> TransactionStart:
     """The start of every transaction of a session with context ``user_id`` and, when
-    given, its own ``statement_timeout`` (seconds); bad values raise ``InvalidInput``."""
+    given, its own ``statement_timeout`` (seconds); bad values raise ``InvalidInput``.
+    ``read_only`` (a replica session's) begins explicit transactions ``READ ONLY``."""
     checked = check_user_id(user_id)
     timeout = (
         None
@@ -73,7 +80,7 @@ def transaction_start(
             {"timeout": str(timeout_ms(statement_timeout, "statement_timeout"))}
         )
     )
-    return TransactionStart(checked, _context(checked), timeout)
+    return TransactionStart(checked, _context(checked), timeout, read_only)
 
 
 def _context(user_id: int | None) -> BoundStatement:

@@ -4,14 +4,16 @@ The database owns a psycopg-pool pool of autocommit connections (each session op
 own transactions, see ``runner.py``) and refuses to run as a login that would bypass
 row-level security, unless told to act as the runtime role or to bypass on purpose.
 ``Database`` (threads) opens in its constructor; ``AsyncDatabase`` (asyncio) opens in
-``await db.open()`` or ``async with``, or at its first session.
+``await db.open()`` or ``async with``, or at its first session. Read replicas, when
+given, have a pool each (``replicas.py``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from time import monotonic
 from types import TracebackType
@@ -23,9 +25,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ims_repo.core.errors import DatabaseUnavailable, InvalidInput, PoolExhausted, UnsafeLogin
 from ims_repo.core.inputs import timeout_ms
+from ims_repo.core.positions import CommitPosition
 from ims_repo.core.records import UpsertResult
 from ims_repo.db._acompat import AItems, ALock
 from ims_repo.db._async import parallel_upsert
+from ims_repo.db._async.replicas import AsyncReplica, AsyncReplicas
 from ims_repo.db._async.session import AsyncSession
 from ims_repo.db.environment import url_from_env
 
@@ -62,6 +66,15 @@ class AsyncDatabase:
     is prepared on the server. ``None`` never prepares, which a transaction-pooling
     pgbouncer older than 1.21 needs (each transaction may run on another server
     connection, which lacks the prepared statement); see docs/SECURITY.md.
+
+    ``replicas`` are URLs of read replicas (hot standbys streaming from the primary),
+    each with a pool like the primary's (same sizes, options and login check).
+    ``db.session(replica=True)`` runs on one of them, read-only; ``after=`` a primary
+    session's ``s.commit_position`` waits up to ``replica_wait`` seconds for a replica
+    that has replayed that commit. Without a usable replica such a session runs,
+    read-only still, on the primary. ``url`` may be a libpq multi-host URL with
+    ``target_session_attrs=read-write``: after a failover, new connections find the
+    promoted standby.
     """
 
     def __init__(
@@ -76,6 +89,8 @@ class AsyncDatabase:
         name: str = "ims_repo",
         statement_timeout: float | None = None,
         prepare_threshold: int | None = 5,
+        replicas: Sequence[str] = (),
+        replica_wait: float = 1.0,
     ) -> None:
         self._act_as = act_as
         self._bypass_rls = bypass_rls
@@ -87,23 +102,39 @@ class AsyncDatabase:
         self._good_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], int] = (
             weakref.WeakKeyDictionary()
         )
-        self.conninfo = _conninfo(url if url is not None else url_from_env())
-        if act_as is not None:
-            if not _ROLE_NAME.match(act_as):
-                raise InvalidInput(f"act_as must be a plain role name, not {act_as!r}")
-            self.conninfo = _with_option(self.conninfo, f"-c role={act_as}")
-        if statement_timeout is not None:
-            milliseconds = timeout_ms(statement_timeout, "statement_timeout")
-            self.conninfo = _with_option(self.conninfo, f"-c statement_timeout={milliseconds}")
+        self.conninfo = _options(
+            _conninfo(url if url is not None else url_from_env()), act_as, statement_timeout
+        )
+        kwargs = {"autocommit": True, "prepare_threshold": prepare_threshold}
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             self.conninfo,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
             name=name,
-            kwargs={"autocommit": True, "prepare_threshold": prepare_threshold},
+            kwargs=kwargs,
             configure=self._configure,
             open=False,
+        )
+        if isinstance(replicas, str):
+            raise InvalidInput("replicas must be a list of URLs, not one string")
+        if isinstance(replica_wait, bool) or not (
+            isinstance(replica_wait, int | float) and 0 <= replica_wait < math.inf
+        ):
+            raise InvalidInput(f"replica_wait must be seconds (0 or more), not {replica_wait!r}")
+        self._replicas = AsyncReplicas(
+            [
+                AsyncReplica(
+                    _options(_conninfo(replica), act_as, statement_timeout),
+                    name=f"{name}-replica-{index}",
+                    min_size=min_size,
+                    max_size=max_size,
+                    kwargs=kwargs,
+                    check_login=self._check_login,
+                )
+                for index, replica in enumerate(replicas, 1)
+            ],
+            wait=replica_wait,
         )
         if True:  # ASYNC
             pass  # opened by `await db.open()` or `async with db`
@@ -133,11 +164,22 @@ class AsyncDatabase:
             async with connection:
                 await self._check_login(connection)
             await self._pool.open()
+            try:
+                await self._replicas.open()
+            except BaseException:
+                await self._replicas.close()
+                await self._pool.close()
+                raise
             self._opened = True
 
     @asynccontextmanager
     async def session(
-        self, user_id: int | None = None, *, statement_timeout: float | None = None
+        self,
+        user_id: int | None = None,
+        *,
+        statement_timeout: float | None = None,
+        replica: bool = False,
+        after: CommitPosition | None = None,
     ) -> AsyncIterator[AsyncSession]:
         """A session on one pooled connection with the RLS context ``user_id``.
 
@@ -145,10 +187,25 @@ class AsyncDatabase:
         propagates. ``statement_timeout`` (seconds) caps each statement of this session
         only: it is set transaction-locally with the context, so it never reaches the
         next checkout.
+
+        ``replica=True``: a read-only session, on a replica when one is usable within
+        ``replica_wait`` (else on the primary); a statement that may write raises
+        ``ReadOnlySession`` before it is sent. ``after`` (a primary session's
+        ``commit_position``) picks only a replica that has replayed that commit.
         """
-        connection = await self._checkout()
+        if after is not None and not replica:
+            raise InvalidInput("after= is for replica sessions: session(replica=True, after=…)")
+        await self.open()
+        lease = await self._replicas.checkout(after) if replica else None
+        connection = lease.connection if lease is not None else await self._checkout()
         try:
-            session = AsyncSession(connection, user_id, statement_timeout=statement_timeout)
+            session = AsyncSession(
+                connection,
+                user_id,
+                statement_timeout=statement_timeout,
+                read_only=replica,
+                track_commits=self._replicas.configured and not replica,
+            )
             try:
                 yield session
             except BaseException:
@@ -158,11 +215,15 @@ class AsyncDatabase:
                 session.forget_repositories()
             await session.close(failed=False)
         finally:
-            if connection.broken:
-                # The server went away (restart, network cut), maybe for every connection:
-                # the pool drops this one, the others are tested at their next checkout.
-                self._losses += 1
-            await self._pool.putconn(connection)
+            if lease is not None:
+                await self._replicas.release(lease)
+            else:
+                if connection.broken:
+                    # The server went away (restart, network cut), maybe for every
+                    # connection: the pool drops this one, the others are tested at
+                    # their next checkout.
+                    self._losses += 1
+                await self._pool.putconn(connection)
 
     async def upsert_issues(
         self,
@@ -195,7 +256,8 @@ class AsyncDatabase:
         )
 
     async def close(self) -> None:
-        """Close every connection of the pool."""
+        """Close every connection of the pool (and of the replicas' pools)."""
+        await self._replicas.close()
         await self._pool.close()
 
     async def _checkout(self) -> psycopg.AsyncConnection[Any]:
@@ -273,6 +335,18 @@ def _conninfo(url: str) -> str:
         return make_conninfo(url)
     except psycopg.ProgrammingError as error:
         raise InvalidInput(f"not a valid database URL: {error}") from error
+
+
+def _options(conninfo: str, act_as: str | None, statement_timeout: float | None) -> str:
+    """``conninfo`` with the server options every connection of the database starts with."""
+    if act_as is not None:
+        if not _ROLE_NAME.match(act_as):
+            raise InvalidInput(f"act_as must be a plain role name, not {act_as!r}")
+        conninfo = _with_option(conninfo, f"-c role={act_as}")
+    if statement_timeout is not None:
+        milliseconds = timeout_ms(statement_timeout, "statement_timeout")
+        conninfo = _with_option(conninfo, f"-c statement_timeout={milliseconds}")
+    return conninfo
 
 
 def _with_option(conninfo: str, option: str) -> str:

@@ -382,6 +382,7 @@ class IssueRepository(Repository):
         the write as a deadlock victim, at most ``_ATTEMPTS`` times. ``sends``: the
         parameters ``write`` will send, refused before anything is (text PostgreSQL
         cannot store), as they would be without the lock."""
+        self._session.refuse_write(LOCK_ISSUES)  # a replica session: before the savepoint
         if sends is not None:
             self._session.refuse_unstorable(sends)
         bound = LOCK_ISSUES.bind(

@@ -4,20 +4,16 @@ Each repository declares which columns can be filtered and sorted. A filter's na
 a column and an operator from that declaration; the value is always a bound parameter,
 never SQL. Anything not declared is refused with ``InvalidInput`` before SQL is built.
 
-Filter names, for a declared column ``c``:
+Filter names, for a declared column ``c`` (each repository's ``find`` docstring lists
+its columns and the names they take):
 
-==================  =============================================  ==================
-name                condition                                      for
-==================  =============================================  ==================
-``c=v``             ``c = v``                                      every column
-``c_not=v``         ``c <> v`` (rows where c is NULL never match)  every column
-``c_in=[v, …]``     ``c = ANY(values)`` (an empty list matches     every column
-                    nothing)
-``c_like=p``        ``c LIKE p`` (SQL pattern: ``%``, ``_``)       text columns
-``has_c=True``      ``c IS NOT NULL`` (``False``: ``IS NULL``)     nullable columns
-``c_from=t``        ``c >= t`` (inclusive)                         timestamps
-``c_to=t``          ``c < t`` (exclusive, so ranges tile)          timestamps
-==================  =============================================  ==================
+- ``c=v``: ``c = v`` (every column)
+- ``c_not=v``: ``c <> v``; rows where c is NULL never match (every column)
+- ``c_in=[v, …]``: ``c = ANY(values)``; an empty list matches nothing (every column)
+- ``c_like=p``: ``c LIKE p``, an SQL pattern (``%``, ``_``) (text columns)
+- ``has_c=True``: ``c IS NOT NULL`` (``False``: ``IS NULL``) (nullable columns)
+- ``c_from=t``: ``c >= t``, inclusive (timestamps)
+- ``c_to=t``: ``c < t``, exclusive, so ranges tile (timestamps)
 
 Keyset pages: ``FilterSet.after(order_by, last)`` is the condition "the row comes after
 ``last`` in that order", for ``find(after=…)``; see ``After``.

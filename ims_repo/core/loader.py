@@ -84,6 +84,7 @@ class Statement:
 
     @property
     def location(self) -> str:
+        """``users.sql:12``: the file and line of the statement's header."""
         return f"{self.file}:{self.line}"
 
     @property

@@ -96,7 +96,7 @@ def dollar_quoted(
 
 
 def line_comment(body: str, end: str = "\n") -> Piece:
-    """A ``--`` comment, ended by ``end``: PostgreSQL ends one at ``\n`` or ``\r``."""
+    """A ``--`` comment, ended by ``end``: PostgreSQL ends one at a line feed or a carriage return."""
     text = "--" + body.replace("\n", " ").replace("\r", " ")
     return Piece(text, Kind.COMMENT, suffix=end)
 

@@ -179,10 +179,12 @@ class QueryFile:
 
     def __init__(self, path: Path | str, text: str | None = None) -> None:
         self.path = Path(path)
+        """Where the file is (its name labels the statements: ``users.sql`` → ``users.*``)."""
         source = self.path.read_text(encoding="utf-8") if text is None else text
         self.statements: dict[str, Statement] = {
             statement.name: statement for statement in parse(self.path.name, source)
         }
+        """The file's statements by name, in file order."""
         self.registered: set[str] = set()
         """Names of the statements code has asked for with ``statement()`` (the schema
         check reports the others as unused SQL)."""

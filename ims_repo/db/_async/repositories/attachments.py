@@ -47,6 +47,7 @@ FILTERS = FilterSet(
 (``downloaded_at_from=``/``_to=``)."""
 
 UPDATABLE = tuple(name for name in NewAttachment.model_fields if name != "issue_pk")
+"""Fields ``update`` may change: all but the issue the attachment belongs to."""
 
 
 class AsyncAttachmentRepository(AsyncRepository):

@@ -50,6 +50,7 @@ UPDATABLE = (
     "preferences",
     "last_login_at",
 )
+"""Fields ``update`` may change; ``role`` is not one (only the owner changes it)."""
 
 
 class AsyncUserRepository(AsyncRepository):

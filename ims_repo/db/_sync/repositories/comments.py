@@ -52,6 +52,7 @@ key), ``commented_at`` (``commented_at_from=``/``_to=``, ``has_commented_at=``) 
 ``comment_order`` (``has_comment_order=``)."""
 
 UPDATABLE = tuple(name for name in NewIssueComment.model_fields if name != "issue_pk")
+"""Fields ``update`` may change: all but the issue the comment belongs to."""
 
 
 class CommentRepository(Repository):

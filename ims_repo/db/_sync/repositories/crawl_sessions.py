@@ -64,6 +64,7 @@ FILTERS = FilterSet(
 UPDATABLE = tuple(
     name for name in NewCrawlSession.model_fields if name not in ("user_id", "session_uuid")
 )
+"""Fields ``update`` may change: all but the owner and the UUID."""
 
 _PATH = TypeAdapter(list[Text])
 _JSON_OBJECT = TypeAdapter(JsonObject)

@@ -53,6 +53,7 @@ UPDATABLE = (
     "preferences",
     "last_login_at",
 )
+"""Fields ``update`` may change; ``role`` is not one (only the owner changes it)."""
 
 
 class UserRepository(Repository):

@@ -11,9 +11,6 @@ loader must render each statement for psycopg (``%(name)s``, ``%%``) and for the
 The lexer is also compared with PostgreSQL's own scanner (``pglast.parser.scan``, a dev
 dependency) on generated SQL: both must find the same comments, literals, quoted
 identifiers, casts and ``:name`` parameters, at the same places.
-
-One gap is kept visible as a strict xfail at the end (it passes once fixed): the loader
-reads files with ``str.splitlines`` (a literal holding ``\r`` or ``\x1e``… changes).
 """
 
 from __future__ import annotations
@@ -34,12 +31,9 @@ from ims_repo.core.loader import parse
 # Any text SQL can carry (no NUL), surrogates excluded: they are not Unicode text.
 SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
 ANY_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=SURROGATES))
-# What Python's str.splitlines breaks lines at, besides "\n": the loader reads a file line
-# by line, so in a file these become "\n" (test_..._line_boundaries_survive_a_file below).
+# What Python's str.splitlines breaks lines at, besides "\n": the loader splits a file at
+# "\n" only, so a literal keeps these (test_line_boundaries_survive_a_file below).
 LINE_BOUNDARIES = "\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
-FILE_TEXT = st.text(
-    st.characters(blacklist_characters="\x00" + LINE_BOUNDARIES, blacklist_categories=SURROGATES)
-)
 NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)
 # Plain SQL: no character that starts a literal, comment, parameter, cast, slot or `;`.
 PLAIN = st.from_regex(r"[A-Za-z0-9_ ,.()=<>+*\n]{1,12}", fullmatch=True)
@@ -141,7 +135,7 @@ def test_every_opaque_piece_is_one_unchanged_token_and_every_param_a_parameter(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(pieces_of(FILE_TEXT), max_size=12))
+@given(st.lists(pieces_of(ANY_TEXT), max_size=12))
 def test_the_loader_renders_parameters_for_psycopg_and_leaves_the_rest_as_written(
     pieces: list[Piece],
 ) -> None:
@@ -178,12 +172,12 @@ def test_any_text_either_tokenizes_back_to_itself_or_is_refused_as_unterminated(
 @given(
     literals=st.lists(
         st.one_of(
-            FILE_TEXT.map(string_literal), FILE_TEXT.map(escape_string), dollar_quoted(FILE_TEXT)
+            ANY_TEXT.map(string_literal), ANY_TEXT.map(escape_string), dollar_quoted(ANY_TEXT)
         ),
         min_size=1,
         max_size=4,
     ),
-    comment=FILE_TEXT.map(block_comment),
+    comment=ANY_TEXT.map(block_comment),
     value=ANY_TEXT,
 )
 def test_the_server_reads_every_literal_back_unchanged_and_binds_every_parameter(
@@ -326,15 +320,11 @@ def test_the_lexer_agrees_with_postgresql_on_the_subtle_cases(sql: str) -> None:
     assert lexer_spans(sql) == scanner_spans(sql)
 
 
-# --- known gaps, kept visible: each test fails today and passes once its gap is closed ----
+# --- gaps once kept visible as strict xfails, now closed --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader.parse splits a file with str.splitlines() and joins with \\n, so a "
-    "literal holding \\r, \\v, \\f, \\x1c-\\x1e, \\x85, \\u2028 or \\u2029 changes",
-)
 def test_line_boundaries_survive_a_file() -> None:
+    """The loader splits a file at ``\\n`` only, so a literal keeps every other line break."""
     for char in LINE_BOUNDARIES:
         [statement] = parse("t.sql", f"-- name: q :one\n-- Doc.\nSELECT 'a{char}b' AS x;\n")
         assert f"'a{char}b'" in statement.render({}), repr(char)

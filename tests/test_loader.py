@@ -175,4 +175,3 @@ def test_every_packaged_file_loads_and_every_statement_is_documented() -> None:
 )
 def test_read_only_statements_are_plain_selects(header: str, sql: str, read_only: bool) -> None:
     assert one(sql, f"-- name: q {header}\n-- Does q.\n").read_only is read_only
-

@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ims-repo-installed
 IMS_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/ims_demo
 
-.PHONY: demo test install bench bench-aio
+.PHONY: demo test install bench bench-aio docs
 
 demo: install
 	PYTHON=$(BIN)/python scripts/ensure-postgres "$(IMS_DATABASE_URL)"
@@ -24,6 +24,7 @@ test: install
 	@PYTHON=$(BIN)/python scripts/ensure-postgres \
 		|| echo "make: no PostgreSQL server; the tests will start a throwaway one if they can"
 	$(BIN)/python scripts/async_to_sync.py --check
+	$(BIN)/python scripts/filter_docs.py --check
 	$(BIN)/ruff check ims_repo tests scripts smoke setup.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
@@ -31,6 +32,12 @@ test: install
 	$(BIN)/squawk migrations/*.sql
 	PYTHON=$(PYTHON) scripts/smoke-wheel
 	$(BIN)/pytest
+
+# The API reference, built with pdoc from the docstrings into build/docs (gitignored):
+# open build/docs/index.html. tests/test_api_reference.py builds it too, and fails on a
+# broken build, a public name without a docstring or a find() whose filters are stale.
+docs: install
+	$(BIN)/python scripts/api_reference.py build/docs
 
 # The benchmark of SPEC §8 (needs the `bench` extra, SQLAlchemy): prints the three-way
 # table; e.g. `make bench BENCH_ARGS="--size 20000 --write-doc"`.

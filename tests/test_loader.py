@@ -75,6 +75,23 @@ def test_tokens_concatenate_back_to_the_source() -> None:
     assert kinds.count(Kind.PARAM) == 1 and Kind.CAST in kinds
 
 
+def test_a_file_with_crlf_line_ends_loads_with_its_names_docs_and_lines() -> None:
+    """Lines end at ``\\n``; the ``\\r`` of a ``\\r\\n`` file stays in the SQL, as space."""
+    source = "-- name: a :one\r\n-- First.\r\nSELECT 1;\r\n\r\n-- name: b :many\r\n-- Second.\r\nSELECT :x\r\nFROM t;\r\n"
+    a, b = parse("crlf.sql", source)
+    assert (a.name, a.doc, a.line, b.name, b.doc, b.line) == ("a", "First.", 1, "b", "Second.", 5)
+    assert b.params == ("x",)
+    assert a.render({}) == "/* ims_repo crlf.a */\nSELECT 1"
+    assert b.render({}) == "/* ims_repo crlf.b */\nSELECT %(x)s\r\nFROM t"
+
+
+def test_a_file_is_read_as_written_every_line_break_in_a_literal_kept(tmp_path: Path) -> None:
+    path = tmp_path / "breaks.sql"
+    path.write_bytes("-- name: q :one\r\n-- Doc.\r\nSELECT 'a\rb\r\nc\u2028d' AS x;\r\n".encode())
+    [statement] = QueryFile(path).statements.values()
+    assert "'a\rb\r\nc\u2028d'" in statement.render({})
+
+
 def test_slots_are_filled_and_their_parameters_merged() -> None:
     statement = one("SELECT x FROM t WHERE {filters} ORDER BY {order_by} LIMIT :limit;")
     assert statement.slots == ("filters", "order_by")

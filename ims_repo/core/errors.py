@@ -15,7 +15,9 @@ class ImsRepoError(Exception):
     def __init__(self, message: str, *, table: str | None = None, key: str | None = None) -> None:
         super().__init__(message)
         self.table = table
+        """The table concerned (``users``…), when one is."""
         self.key = key
+        """The key of the row concerned, as text, when one is."""
 
 
 class QueryFileError(ImsRepoError):

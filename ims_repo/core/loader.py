@@ -97,6 +97,7 @@ class Statement:
 
     @property
     def location(self) -> str:
+        """``users.sql:12``: the file and line of the statement's header."""
         return f"{self.file}:{self.line}"
 
     @property
@@ -203,10 +204,15 @@ class QueryFile:
 
     def __init__(self, path: Path | str, text: str | None = None) -> None:
         self.path = Path(path)
-        source = self.path.read_text(encoding="utf-8") if text is None else text
+        """Where the file is (its name labels the statements: ``users.sql`` → ``users.*``)."""
+        if text is None:
+            # newline="": no universal newlines, so a "\r" in a literal is read as written
+            with self.path.open(encoding="utf-8", newline="") as file:
+                text = file.read()
         self.statements: dict[str, Statement] = {
-            statement.name: statement for statement in parse(self.path.name, source)
+            statement.name: statement for statement in parse(self.path.name, text)
         }
+        """The file's statements by name, in file order."""
         self.registered: set[str] = set()
         """Names of the statements code has asked for with ``statement()`` (the schema
         check reports the others as unused SQL)."""
@@ -256,7 +262,10 @@ def parse(filename: str, source: str) -> list[Statement]:
     """Parse the text of one ``.sql`` file into its statements."""
     statements: list[Statement] = []
     seen: dict[str, int] = {}
-    lines = source.splitlines()
+    # Lines end at "\n" only (a "\r\n" file keeps its "\r", which SQL reads as space):
+    # str.splitlines would also break at "\r", "\f", "\x1e", "\u2028"… and so change a
+    # literal holding one.
+    lines = source.split("\n")
     headers = [number for number, text in enumerate(lines, 1) if _HEADER.match(text)]
     _check_preamble(filename, lines[: headers[0] - 1 if headers else len(lines)])
     for index, header_line in enumerate(headers):

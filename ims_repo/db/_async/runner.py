@@ -108,6 +108,7 @@ class AsyncRunner:
 
     @property
     def in_transaction(self) -> bool:
+        """True while a transaction is open on the connection, a failed one included."""
         # pgconn, not info: ``connection.info`` builds a new object on every read.
         return self._connection.pgconn.transaction_status != TransactionStatus.IDLE
 

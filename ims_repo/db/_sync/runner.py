@@ -60,9 +60,12 @@ class Runner:
         user_id: int | None,
         *,
         statement_timeout: float | None = None,
+        settings: BoundStatement | None = None,
     ) -> None:
         self._connection = connection
-        self._start = transaction_start(user_id, statement_timeout=statement_timeout)
+        self._start = transaction_start(
+            user_id, statement_timeout=statement_timeout, settings=settings
+        )
         self.statements_sent = 0
         """Statements sent for the caller (not counting BEGIN, context and COMMIT)."""
 

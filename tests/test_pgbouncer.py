@@ -166,13 +166,19 @@ def test_act_as_holds_in_every_transaction_behind_pgbouncer(
     servers: set[int] = set()
     with Database(url, act_as="ims_app", min_size=4, max_size=4) as db:
         assert db.behind_pooler
+        with db.session() as s:
+            owner = s.users.create(NewUser(username="erin", email="erin@example.com")).user_id
+        with db.session(user_id=owner) as s:  # a row a superuser would see without context
+            s.crawl_sessions.create(
+                NewCrawlSession(user_id=owner, product="OpenFrame", original_query="q")
+            )
         for n in range(40):
             with db.session() as s:
                 if n % 2:  # an explicit transaction (raw SQL begins one)
                     [row] = s.execute("SELECT current_user AS r, pg_backend_pid() AS pid")
                     roles.add(row["r"])
                     servers.add(row["pid"])
-                assert s.crawl_sessions.find() == []  # the implicit one: RLS applies
+                assert s.crawl_sessions.find() == []  # the implicit one: RLS applies too
                 [row] = s.execute("SELECT current_user AS r, pg_backend_pid() AS pid")
                 roles.add(row["r"])
                 servers.add(row["pid"])

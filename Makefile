@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` and `make test`.
 # Both create .venv if it is missing, install the package with its dev extras (again only
-# when pyproject.toml changes) and make sure PostgreSQL is running. `make test` checks that
+# when pyproject.toml changes) and make sure PostgreSQL is running (`make test`: and that
+# pgbouncer is installed, for the pooler tests). `make test` checks that
 # the sync twin of ims_repo/db/_async is what scripts/async_to_sync.py generates, runs the
 # import-linter contracts of pyproject.toml (the layers), and lints the SQL before the
 # tests: the query files with sqlfluff (.sqlfluff), the migrations with squawk (.squawk.toml);
@@ -23,6 +24,7 @@ demo: install
 test: install
 	@PYTHON=$(BIN)/python scripts/ensure-postgres \
 		|| echo "make: no PostgreSQL server; the tests will start a throwaway one if they can"
+	scripts/ensure-pgbouncer
 	$(BIN)/python scripts/async_to_sync.py --check
 	$(BIN)/python scripts/filter_docs.py --check
 	$(BIN)/ruff check ims_repo tests scripts smoke setup.py

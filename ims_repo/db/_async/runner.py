@@ -2,8 +2,9 @@
 
 How the context is kept from leaking (SPEC §3): connections are in autocommit mode, and
 the runner opens each transaction itself, sending in one pipelined round trip what
-``ims_repo.core.transaction`` says a transaction begins with (``BEGIN``, the
-transaction-local RLS context, the session's timeout) and the first statement. Commit,
+``ims_repo.core.transaction`` says a transaction begins with (``BEGIN``, behind a
+connection pooler the settings a direct connection sends at login, the transaction-local
+RLS context, the session's timeout) and the first statement. Commit,
 rollback, an exception, a cancelled task or a lost connection all end the transaction,
 and with it the setting, so the next checkout of the connection starts with none.
 
@@ -67,10 +68,11 @@ class AsyncRunner:
         statement_timeout: float | None = None,
         read_only: bool = False,
         track_commits: bool = False,
+        settings: BoundStatement | None = None,
     ) -> None:
         self._connection = connection
         self._start = transaction_start(
-            user_id, statement_timeout=statement_timeout, read_only=read_only
+            user_id, statement_timeout=statement_timeout, read_only=read_only, settings=settings
         )
         self._track_commits = track_commits
         self.commit_position: CommitPosition | None = None

@@ -373,6 +373,35 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 # --- figures --------------------------------------------------------------------------------
 
+#: Where a pytest-xdist worker sends its figures to the controller (``workeroutput``).
+_WORKER_KEYS = {"ims_repo_waits": _WAITS, "ims_repo_made": _MADE}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, collect the workers' figures on the controller."""
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_WorkerFigures(config), "ims_repo_worker_figures")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker, hand this worker's figures to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        for key, stash_key in _WORKER_KEYS.items():
+            output[key] = session.config.stash.get(stash_key, [])
+
+
+class _WorkerFigures:
+    """The controller's side: each worker's figures, added up as the workers finish."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_testnodedown(self, node: object, error: object) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        for key, stash_key in _WORKER_KEYS.items():
+            self.config.stash.setdefault(stash_key, []).extend(output.get(key, []))
+
 
 def database_figures(config: pytest.Config) -> list[tuple[str, str]]:
     """The run's per-test database figures (also from pytest-xdist's workers), as

@@ -4,11 +4,12 @@
 server that other work shares (measured on the system cluster, 8.7 MB template:
 ``STRATEGY WAL_LOG``, the default, 22 to 61 ms; ``FILE_COPY`` 34 to 129 ms, and worse under
 concurrency, because each one checkpoints), and ``DROP DATABASE`` another 10 to 300 ms. A
-test should pay neither. A :class:`ClonePool` keeps ``size`` clones ready, made by one
+test should pay neither. A :class:`ClonePool` keeps ``size`` clones ready, made by a
 background thread on its own connection; :meth:`ClonePool.take` hands one out (waiting
 only when the tests use them faster than the server makes them), and
-:meth:`ClonePool.give_back` queues a used one for the same thread to drop.
-:meth:`ClonePool.close` stops the thread and drops every clone it still holds.
+:meth:`ClonePool.give_back` queues a used one for a second thread to drop (a drop can
+wait seconds for the checkpoint it requests on a busy server, and must not hold up a
+clone). :meth:`ClonePool.close` stops both and drops every clone the pool still holds.
 
 Names carry the process id and a tag of the host (:func:`session_prefix`), so a session
 that crashed before its clean-up leaves databases a later session can recognise as
@@ -111,11 +112,13 @@ def drop_database(conn: psycopg.Connection[object], name: str) -> None:
 
 
 class ClonePool:
-    """``size`` clones of ``template`` kept ready by a background thread.
+    """``size`` clones of ``template`` kept ready by a background thread; another drops
+    the used ones.
 
     ``url`` is a superuser URL of the maintenance database; ``new_name()`` gives each
-    clone its name. A failure in the thread (the server went away) stops it; ``take()``
-    then clones in the caller's thread, so the error reaches the test that needs it.
+    clone its name. A failure in a thread (the server went away) stops it; ``take()``
+    and ``give_back()`` then do the work in the caller's thread, so the error reaches
+    the test that needs it.
     """
 
     def __init__(
@@ -130,8 +133,13 @@ class ClonePool:
         self._stopping = False
         self._error: BaseException | None = None
         self._changed = threading.Condition()
-        self._thread = threading.Thread(
-            target=self._work, name=f"ims_repo clones of {template}", daemon=True
+        # Two threads, two connections: a DROP DATABASE may wait seconds for the
+        # checkpoint it requests when the server is busy, and must not hold up a clone.
+        self._maker = threading.Thread(
+            target=self._make, name=f"ims_repo clones of {template}", daemon=True
+        )
+        self._dropper = threading.Thread(
+            target=self._drop, name=f"ims_repo drops of {template} clones", daemon=True
         )
         self.waited: list[float] = []
         """Seconds each ``take()`` waited for its clone, for the run's figures."""
@@ -141,14 +149,15 @@ class ClonePool:
     def start(self) -> None:
         """Start making clones (with ``size`` 0, ``take`` and ``give_back`` do the work)."""
         if self.size > 0:
-            self._thread.start()
+            self._maker.start()
+            self._dropper.start()
 
     def take(self) -> str:
         """A fresh clone's name, now if one is ready; the caller owns it until
         ``give_back``."""
         started = time.perf_counter()
         with self._changed:
-            while not self._ready and self._thread.is_alive() and not self._stopping:
+            while not self._ready and self._maker.is_alive() and not self._stopping:
                 self._changed.wait(0.5)
             name = self._ready.popleft() if self._ready else None
             self._changed.notify_all()  # one less ready: make the next
@@ -167,7 +176,7 @@ class ClonePool:
     def give_back(self, name: str) -> None:
         """Queue a used clone to be dropped in the background (at once without a thread)."""
         with self._changed:
-            if self._thread.is_alive():
+            if self._dropper.is_alive():
                 self._used.append(name)
                 self._changed.notify_all()
                 return
@@ -175,12 +184,13 @@ class ClonePool:
             drop_database(conn, name)
 
     def close(self) -> None:
-        """Stop the thread and drop every clone still held, ready or used."""
+        """Stop the threads and drop every clone still held, ready or used."""
         with self._changed:
             self._stopping = True
             self._changed.notify_all()
-        if self._thread.ident is not None:
-            self._thread.join()
+        for thread in (self._maker, self._dropper):
+            if thread.ident is not None:
+                thread.join()
         leftover = [*self._ready, *self._used]
         self._ready.clear()
         self._used.clear()
@@ -189,26 +199,25 @@ class ClonePool:
                 for name in leftover:
                     drop_database(conn, name)
 
-    def _next_job(self) -> tuple[str, str] | None:
-        """What to do next: ("create", name), ("drop", name), or None to stop."""
+    def _next_name(self) -> str | None:
+        """The name of the next clone to make, once one is wanted; None to stop."""
         with self._changed:
-            while True:
-                if self._stopping:
-                    return None
-                if len(self._ready) < self.size:
-                    return ("create", self._new_name())
-                if self._used:
-                    return ("drop", self._used.popleft())
+            while not self._stopping and len(self._ready) >= self.size:
                 self._changed.wait()
+            return None if self._stopping else self._new_name()
 
-    def _work(self) -> None:
+    def _next_used(self) -> str | None:
+        """The next used clone to drop, once there is one; None to stop (``close`` drops
+        what is left)."""
+        with self._changed:
+            while not self._stopping and not self._used:
+                self._changed.wait()
+            return None if self._stopping else self._used.popleft()
+
+    def _make(self) -> None:
         try:
             with psycopg.connect(self.url, autocommit=True) as conn:
-                while (job := self._next_job()) is not None:
-                    action, name = job
-                    if action == "drop":
-                        drop_database(conn, name)
-                        continue
+                while (name := self._next_name()) is not None:
                     started = time.perf_counter()
                     try:
                         create_clone(conn, name, self.template)
@@ -224,3 +233,16 @@ class ClonePool:
         finally:
             with self._changed:
                 self._changed.notify_all()
+
+    def _drop(self) -> None:
+        # On an error the thread ends; give_back then drops in the caller's thread, where
+        # the error shows, and close() retries what was queued.
+        name = None
+        try:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                while (name := self._next_used()) is not None:
+                    drop_database(conn, name)
+        except psycopg.Error:
+            if name is not None:
+                with self._changed:
+                    self._used.appendleft(name)

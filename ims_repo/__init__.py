@@ -6,6 +6,8 @@ context for every transaction; ``Database``/``Session`` for threads, ``AsyncData
 ``AsyncSession`` for asyncio, the same API awaited.
 """
 
+import logging
+
 from ims_repo.core.errors import (
     DatabaseError,
     DatabaseUnavailable,
@@ -27,6 +29,11 @@ from ims_repo.core.loader import QueryFile
 from ims_repo.core.records import *  # noqa: F403  (every record is public API)
 from ims_repo.core.records import __all__ as _records
 from ims_repo.db import AsyncDatabase, AsyncSession, Database, Session, get_session
+
+# A library's loggers (``ims_repo.db.pool``, ``ims_repo.importer``…) get no handler but
+# this one: the application decides where records go; without logging set up, Python's
+# last-resort handler does not print them to stderr.
+logging.getLogger("ims_repo").addHandler(logging.NullHandler())
 
 __all__ = [
     "After",

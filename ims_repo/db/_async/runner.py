@@ -21,8 +21,10 @@ statement that builds its whole result as one JSON document on the server
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from time import monotonic
 from typing import Any, TypeVar
 
 import psycopg
@@ -46,6 +48,8 @@ from ims_repo.db.errors import map_error
 R = TypeVar("R", bound=BaseModel)
 Row = TypeVar("Row")
 
+_slow_log = logging.getLogger("ims_repo.db.statements")  # one name for both twins
+
 
 class AsyncRunner:
     """Runs statements for one caller on one connection: the part of a session that the
@@ -57,9 +61,11 @@ class AsyncRunner:
         user_id: int | None,
         *,
         statement_timeout: float | None = None,
+        slow_statement: float | None = None,
     ) -> None:
         self._connection = connection
         self._start = transaction_start(user_id, statement_timeout=statement_timeout)
+        self._slow = slow_statement
         self.statements_sent = 0
         """Statements sent for the caller (not counting BEGIN, context and COMMIT)."""
 
@@ -264,9 +270,11 @@ class AsyncRunner:
         params: Mapping[str, Any] | None,
         statement: Statement | None,
     ) -> psycopg.AsyncCursor[Row]:
-        """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle."""
+        """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle;
+        log it (by name, never its parameters) when it took ``slow_statement`` or more."""
         _refuse_nul(params)
         self.statements_sent += 1
+        started = monotonic()
         try:
             if self.in_transaction:
                 await cursor.execute(sql, params)
@@ -282,6 +290,14 @@ class AsyncRunner:
                     await cursor.execute(sql, params)
         except psycopg.Error as error:
             raise map_error(error, statement) from error
+        finally:
+            if self._slow is not None and monotonic() - started >= self._slow:
+                _slow_log.warning(
+                    "slow statement %s: %.0f ms (slow_statement=%g s)",
+                    "(raw SQL from execute())" if statement is None else statement.label,
+                    (monotonic() - started) * 1000,
+                    self._slow,
+                )
         return cursor
 
     async def _begin_if_idle(self) -> None:

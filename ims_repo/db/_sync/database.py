@@ -12,6 +12,7 @@ row-level security, unless told to act as the runtime role or to bypass on purpo
 
 from __future__ import annotations
 
+import logging
 import re
 import weakref
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from ims_repo.db._sync import parallel_upsert
 from ims_repo.db._sync.session import Session
 from ims_repo.db.environment import url_from_env
 
+_log = logging.getLogger("ims_repo.db.pool")  # one name for both twins
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _LOGIN_CHECK = """
 SELECT current_user AS role, rolsuper AS superuser, rolbypassrls AS bypass_rls
@@ -61,6 +63,11 @@ class Database:
     tested once (an empty query) at its next checkout and replaced if it is dead too,
     waiting for the server while it restarts. Healthy checkouts pay no check.
 
+    ``slow_statement`` (seconds): a statement that takes that long or longer is logged
+    on the ``ims_repo.db.statements`` logger, by name (``users.get_by_username``) and
+    duration, never with its parameters. Pool recovery (a lost connection, a dead one
+    replaced) is logged on ``ims_repo.db.pool``.
+
     ``prepare_threshold`` is psycopg's: a statement run that many times on a connection
     is prepared on the server. ``None`` never prepares, which a transaction-pooling
     pgbouncer older than 1.21 needs (each transaction may run on another server
@@ -79,8 +86,12 @@ class Database:
         name: str = "ims_repo",
         statement_timeout: float | None = None,
         prepare_threshold: int | None = 5,
+        slow_statement: float | None = None,
     ) -> None:
         self._act_as = act_as
+        self._slow_statement = (
+            None if slow_statement is None else timeout_ms(slow_statement, "slow_statement") / 1000
+        )
         self._bypass_rls = bypass_rls
         self._opened = False
         self._open_lock = Lock()
@@ -148,7 +159,12 @@ class Database:
         """
         connection = self._checkout()
         try:
-            session = Session(connection, user_id, statement_timeout=statement_timeout)
+            session = Session(
+                connection,
+                user_id,
+                statement_timeout=statement_timeout,
+                slow_statement=self._slow_statement,
+            )
             try:
                 yield session
             except BaseException:
@@ -162,6 +178,11 @@ class Database:
                 # The server went away (restart, network cut), maybe for every connection:
                 # the pool drops this one, the others are tested at their next checkout.
                 self._losses += 1
+                _log.warning(
+                    "pool %r: a connection was lost during a session; the pool replaces it "
+                    "and tests the others at their next checkout",
+                    self._pool.name,
+                )
             self._pool.putconn(connection)
 
     def upsert_issues(
@@ -210,8 +231,13 @@ class Database:
                     return connection
                 try:  # opened before the last loss: make sure it survived it
                     connection.execute("")
-                except psycopg.Error:
+                except psycopg.Error as error:
                     self._pool.putconn(connection)  # broken: the pool replaces it
+                    _log.warning(
+                        "pool %r: a connection opened before a loss is dead (%s); replaced",
+                        self._pool.name,
+                        " ".join(str(error).split()) or type(error).__name__,
+                    )
                     continue
                 except BaseException:
                     # Cancelled (or interrupted) during the test: the caller never gets

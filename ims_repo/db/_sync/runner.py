@@ -24,8 +24,10 @@ statement that builds its whole result as one JSON document on the server
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
+from time import monotonic
 from typing import Any, TypeVar
 
 import psycopg
@@ -49,6 +51,8 @@ from ims_repo.db.errors import map_error
 R = TypeVar("R", bound=BaseModel)
 Row = TypeVar("Row")
 
+_slow_log = logging.getLogger("ims_repo.db.statements")  # one name for both twins
+
 
 class Runner:
     """Runs statements for one caller on one connection: the part of a session that the
@@ -60,9 +64,11 @@ class Runner:
         user_id: int | None,
         *,
         statement_timeout: float | None = None,
+        slow_statement: float | None = None,
     ) -> None:
         self._connection = connection
         self._start = transaction_start(user_id, statement_timeout=statement_timeout)
+        self._slow = slow_statement
         self.statements_sent = 0
         """Statements sent for the caller (not counting BEGIN, context and COMMIT)."""
 
@@ -267,9 +273,11 @@ class Runner:
         params: Mapping[str, Any] | None,
         statement: Statement | None,
     ) -> psycopg.Cursor[Row]:
-        """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle."""
+        """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle;
+        log it (by name, never its parameters) when it took ``slow_statement`` or more."""
         _refuse_nul(params)
         self.statements_sent += 1
+        started = monotonic()
         try:
             if self.in_transaction:
                 cursor.execute(sql, params)
@@ -285,6 +293,14 @@ class Runner:
                     cursor.execute(sql, params)
         except psycopg.Error as error:
             raise map_error(error, statement) from error
+        finally:
+            if self._slow is not None and monotonic() - started >= self._slow:
+                _slow_log.warning(
+                    "slow statement %s: %.0f ms (slow_statement=%g s)",
+                    "(raw SQL from execute())" if statement is None else statement.label,
+                    (monotonic() - started) * 1000,
+                    self._slow,
+                )
         return cursor
 
     def _begin_if_idle(self) -> None:

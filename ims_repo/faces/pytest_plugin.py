@@ -27,9 +27,17 @@ value ``throwaway`` asks for a throwaway server even when another one is running
 files live in ``/dev/shm`` when there is room, which makes each clone several times
 cheaper than on a disk-backed server.
 
-Each test's database is ``CREATE DATABASE … TEMPLATE`` of the migrated template, so a
-test pays tens of milliseconds, not a migration run. Names carry the process id and a
-random token, so parallel sessions (pytest-xdist, several CI jobs) share a server safely.
+Each test's database is ``CREATE DATABASE … TEMPLATE`` of the migrated template, made
+ahead by a background thread that keeps ``--ims-clones`` (default 2) ready, and dropped
+after the test by another (``ims_repo.services.clone_pool``): a test waits only when the
+tests use databases faster than the server copies them. The run ends with the setup time
+the tests saw (median, p90), also summed over pytest-xdist's workers. Names carry the
+process id, a host tag and a random token, so parallel sessions (pytest-xdist, several CI
+jobs) share a server safely, and a session drops, first, the databases of this host's
+sessions whose process is gone (killed before they could clean up).
+
+Every option has an ini twin (``ims_dsn``, ``ims_require_server``, ``ims_clones``); the
+command line wins over the ini file, and ``IMS_TEST_DATABASE_URL`` over ``ims_dsn``.
 
 The plugin is loaded by every pytest run in an environment where ``ims_repo`` is
 installed, whatever the project, so at load time it imports only ``ims_repo``'s base

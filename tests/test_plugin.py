@@ -29,6 +29,7 @@ from ims_repo.faces.pytest_plugin import (
     _free_port,
     _why_no_throwaway,
 )
+from tests.conftest import ReportFigure
 
 # Helpers shared by the user-side test modules below.
 USER_HEADER = """
@@ -411,7 +412,7 @@ def _run_pytest(cwd: Path, *args: str, timeout: float = 300) -> subprocess.Compl
 
 @pytest.mark.slow
 def test_xdist_workers_get_distinct_working_databases_and_leave_none(
-    pytester: pytest.Pytester, ims_server: PgServer, report_figure: Any
+    pytester: pytest.Pytester, ims_server: PgServer, report_figure: ReportFigure
 ) -> None:
     pytester.makepyfile(test_user=WORKER_DATABASES)
     run = _run_pytest(pytester.path, "-n", "2", f"--ims-dsn={ims_server.url()}", "test_user.py")

@@ -294,13 +294,8 @@ class Runner:
         except psycopg.Error as error:
             raise map_error(error, statement) from error
         finally:
-            if self._slow is not None and monotonic() - started >= self._slow:
-                _slow_log.warning(
-                    "slow statement %s: %.0f ms (slow_statement=%g s)",
-                    "(raw SQL from execute())" if statement is None else statement.label,
-                    (monotonic() - started) * 1000,
-                    self._slow,
-                )
+            if self._slow is not None:
+                _log_if_slow(statement, monotonic() - started, self._slow)
         return cursor
 
     def _begin_if_idle(self) -> None:
@@ -334,6 +329,18 @@ def _names(cursor: psycopg.Cursor[Any]) -> list[str]:
         return []
     encoding = cursor.connection.info.encoding
     return [(result.fname(index) or b"").decode(encoding) for index in range(result.nfields)]
+
+
+def _log_if_slow(statement: Statement | None, seconds: float, threshold: float) -> None:
+    """Log a statement that took ``threshold`` seconds or more: its name, never its text
+    or parameters (raw SQL from ``execute()`` may hold values, so it is not named)."""
+    if seconds >= threshold:
+        _slow_log.warning(
+            "slow statement %s: %.0f ms (slow_statement=%g s)",
+            "(raw SQL from execute())" if statement is None else statement.label,
+            seconds * 1000,
+            threshold,
+        )
 
 
 def _validate_document(adapter: TypeAdapter[list[R]], document: str | bytes) -> list[R]:

@@ -14,6 +14,8 @@ columns; ``New…`` records are what ``create`` takes. Every error derives from
 ``ImsRepoError``. ``After`` is where a keyset page starts (``ims_repo.core.filters.After``).
 """
 
+import logging
+
 from ims_repo.core.errors import (
     DatabaseError,
     DatabaseUnavailable,
@@ -37,6 +39,11 @@ from ims_repo.core.positions import CommitPosition
 from ims_repo.core.records import *  # noqa: F403  (every record is public API)
 from ims_repo.core.records import __all__ as _records
 from ims_repo.db import AsyncDatabase, AsyncSession, Database, Session, get_session
+
+# A library's loggers (``ims_repo.db.pool``, ``ims_repo.importer``…) get no handler but
+# this one: the application decides where records go; without logging set up, Python's
+# last-resort handler does not print them to stderr.
+logging.getLogger("ims_repo").addHandler(logging.NullHandler())
 
 __all__ = [
     "After",

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ims_repo.faces.pytest_plugin import RUNTIME_LOGIN, RUNTIME_PASSWORD
+from ims_repo.faces.pytest_plugin import RUNTIME_LOGIN, RUNTIME_PASSWORD, database_figures
 from ims_repo.services.local_server import LocalServer, PgServer, find_bindir, why_unavailable
 
 # `pytester` runs user-style test files in-process, for tests/test_plugin.py; the async
@@ -52,8 +52,12 @@ def report_figure(request: pytest.FixtureRequest) -> ReportFigure:
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    """Print every recorded figure, in the order the tests recorded them."""
-    figures = config.stash.get(_FIGURES, [])
+    """Print every recorded figure, in the order the tests recorded them, then the
+    plugin's per-test database figures (the setup time a test waited for its database)."""
+    figures = config.stash.get(_FIGURES, []) + [
+        (f"per-test database: {name}", value, "ims_repo plugin")
+        for name, value in database_figures(config)
+    ]
     if not figures:
         return
     terminalreporter.section("figures measured by the tests")

@@ -29,6 +29,7 @@ from ims_repo.faces.pytest_plugin import (
     _free_port,
     _why_no_throwaway,
 )
+from tests.conftest import ReportFigure
 
 # Helpers shared by the user-side test modules below.
 USER_HEADER = """
@@ -359,3 +360,188 @@ def test_parallel_sessions_do_not_collide(pytester: pytest.Pytester, ims_server:
         json.loads(Path(pytester.path, f"record{n}.json").read_text())["template"] for n in range(2)
     }
     assert len(templates) == 2
+
+
+# --- clones made ahead, ini options, orphans, pytest-xdist ------------------------------------
+
+WORKER_DATABASES = (
+    USER_HEADER
+    + """
+import pytest
+from ims_repo import NewUser
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_a_working_database(n, ims_session, ims_app_url):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = scalar(ims_app_url, "SELECT current_database()")
+    with ims_session(user_id=None) as s:
+        assert s.users.get_by_username("worker.probe") is None  # a fresh clone
+        s.users.create(NewUser(username="worker.probe", email=f"w{n}@example.com"))
+    path = Path(f"seen-{worker}-{n}.json")
+    path.write_text(json.dumps({"worker": worker, "pid": os.getpid(), "database": name}))
+"""
+)
+
+
+def _seen(pytester: pytest.Pytester) -> list[dict[str, Any]]:
+    return [json.loads(path.read_text()) for path in sorted(pytester.path.glob("seen-*.json"))]
+
+
+def _left_by(server: PgServer, pids: set[int]) -> list[str]:
+    """Databases on *server* whose names carry one of *pids* (as every fixture name does)."""
+    with psycopg.connect(server.url()) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ %s",
+            [r"^ims_[a-z]+_(" + "|".join(str(pid) for pid in pids) + r")_"],
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+def _run_pytest(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """pytest in a child process (xdist's workers and a killed run need a real one)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_xdist_workers_get_distinct_working_databases_and_leave_none(
+    pytester: pytest.Pytester, ims_server: PgServer, report_figure: ReportFigure
+) -> None:
+    pytester.makepyfile(test_user=WORKER_DATABASES)
+    run = _run_pytest(pytester.path, "-n", "2", f"--ims-dsn={ims_server.url()}", "test_user.py")
+    assert run.returncode == 0, run.stdout + run.stderr
+    seen = _seen(pytester)
+    assert len(seen) == 6
+    assert {s["worker"] for s in seen} == {"gw0", "gw1"}
+    assert len({s["database"] for s in seen}) == 6, "a database was handed out twice"
+    pids = {s["pid"] for s in seen}
+    assert len(pids) == 2
+    assert _left_by(ims_server, pids) == [], "the workers left databases behind"
+    # The controller adds up the workers' figures.
+    assert "ims_repo: test databases 6; setup median" in run.stdout, run.stdout
+    report_figure("xdist -n 2: test databases left behind", 0)
+
+
+def test_setup_figures_in_the_summary(pytester: pytest.Pytester, ims_server: PgServer) -> None:
+    pytester.makepyfile(test_user=WORKER_DATABASES)
+    result = pytester.runpytest(f"--ims-dsn={ims_server.url()}")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        [
+            "ims_repo: test databases 6; setup median * ms; setup p90 * ms; "
+            "background clone median * ms"
+        ]
+    )
+
+
+def test_no_clones_made_ahead_with_zero(pytester: pytest.Pytester, ims_server: PgServer) -> None:
+    pytester.makepyfile(test_user=WORKER_DATABASES)
+    result = pytester.runpytest(f"--ims-dsn={ims_server.url()}", "--ims-clones=0")
+    result.assert_outcomes(passed=6)
+    names = [s["database"] for s in _seen(pytester)]
+    assert len(set(names)) == 6
+    assert "background clone median" not in result.stdout.str()
+    assert _databases(ims_server, names) == [], "the plugin left databases behind"
+
+
+def test_ini_options(pytester: pytest.Pytester, ims_server: PgServer, ims_empty_url: str) -> None:
+    # The ini file names the server; a fresh database as maintenance database shows it was used.
+    pytester.makeini(f"[pytest]\nims_dsn = {ims_empty_url}\nims_clones = 1\n")
+    pytester.makepyfile(test_user=SERVER_FACTS)
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert _recorded(pytester)["server"][3] == ims_empty_url.rsplit("/", 1)[1]
+    # The command line wins over the ini file.
+    pytester.runpytest(f"--ims-dsn={ims_server.url()}").assert_outcomes(passed=1)
+    assert _recorded(pytester)["server"][3] == ims_server.dbname
+
+
+def test_ini_clones_must_be_a_count(pytester: pytest.Pytester, ims_server: PgServer) -> None:
+    pytester.makeini("[pytest]\nims_clones = many\n")
+    pytester.makepyfile(test_user=SERVER_FACTS)
+    result = pytester.runpytest(f"--ims-dsn={ims_server.url()}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ims_clones must be a whole number >= 0, not 'many'*"])
+    # The command line wins: a valid count there overrides the ini's bad one.
+    result = pytester.runpytest(f"--ims-dsn={ims_server.url()}", "--ims-clones=1")
+    result.assert_outcomes(passed=1)
+
+
+def test_ini_require_server(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_server_anywhere(monkeypatch)
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makeini("[pytest]\nims_require_server = true\n")
+    pytester.makepyfile(test_user=SERVER_FACTS)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*(failing, not skipping: the ini option ims_require_server is set)*"])
+    # pytest's -o on the command line wins over the ini file.
+    pytester.runpytest("-o", "ims_require_server=false").assert_outcomes(skipped=1)
+
+
+def test_header_is_quick_when_nothing_answers(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on the PG* port: the header says so without waiting for libpq's
+    # connect_timeout (2 s or more per login tried), and the fixtures ask no second time.
+    _no_server_anywhere(monkeypatch)
+    monkeypatch.delenv("CI", raising=False)
+    asked: list[str] = []
+    real = pytest_plugin._port_closed
+
+    def counted(host: str, port: str) -> bool:
+        asked.append(port)
+        return real(host, port)
+
+    monkeypatch.setattr(pytest_plugin, "_port_closed", counted)
+    pytester.makepyfile(test_user=SERVER_FACTS)
+    pytester.runpytest().assert_outcomes(skipped=1)
+    assert asked == [os.environ["PGPORT"]]
+
+
+KILLED_RUN = """
+import os, signal
+from pathlib import Path
+
+
+def test_dies_holding_databases(ims_db):
+    Path("killed.pid").write_text(str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.slow
+def test_a_later_session_drops_what_a_killed_one_left(
+    pytester: pytest.Pytester, ims_server: PgServer
+) -> None:
+    pytester.makepyfile(test_killed=KILLED_RUN, test_user=SERVER_FACTS)
+    killed = _run_pytest(pytester.path, f"--ims-dsn={ims_server.url()}", "test_killed.py")
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    killed_pids = {int((pytester.path / "killed.pid").read_text())}
+    left = _left_by(ims_server, killed_pids)
+    assert any(name.startswith("ims_tmpl_") for name in left), left
+    assert any(name.startswith("ims_test_") for name in left), left
+    # A database of the same shape from another host is not this host's to drop.
+    foreign = f"ims_test_{min(killed_pids)}_{_other_tag()}_abcdef_1"
+    with psycopg.connect(ims_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{foreign}"')
+    try:
+        result = pytester.runpytest(f"--ims-dsn={ims_server.url()}", "test_user.py")
+        result.assert_outcomes(passed=1)
+        assert _left_by(ims_server, killed_pids) == [foreign]
+        result.stdout.fnmatch_lines(["ims_repo: dropped * database(s) left by ended sessions: *"])
+    finally:
+        with psycopg.connect(ims_server.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{foreign}"')
+
+
+def _other_tag() -> str:
+    from ims_repo.services.clone_pool import host_tag
+
+    return "0000" if host_tag() != "0000" else "ffff"

@@ -27,9 +27,17 @@ value ``throwaway`` asks for a throwaway server even when another one is running
 files live in ``/dev/shm`` when there is room, which makes each clone several times
 cheaper than on a disk-backed server.
 
-Each test's database is ``CREATE DATABASE … TEMPLATE`` of the migrated template, so a
-test pays tens of milliseconds, not a migration run. Names carry the process id and a
-random token, so parallel sessions (pytest-xdist, several CI jobs) share a server safely.
+Each test's database is ``CREATE DATABASE … TEMPLATE`` of the migrated template, made
+ahead by a background thread that keeps ``--ims-clones`` (default 2) ready, and dropped
+after the test by another (``ims_repo.services.clone_pool``): a test waits only when the
+tests use databases faster than the server copies them. The run ends with the setup time
+the tests saw (median, p90), also summed over pytest-xdist's workers. Names carry the
+process id, a host tag and a random token, so parallel sessions (pytest-xdist, several CI
+jobs) share a server safely, and a session drops, first, the databases of this host's
+sessions whose process is gone (killed before they could clean up).
+
+Every option has an ini twin (``ims_dsn``, ``ims_require_server``, ``ims_clones``); the
+command line wins over the ini file, and ``IMS_TEST_DATABASE_URL`` over ``ims_dsn``.
 
 The plugin is loaded by every pytest run in an environment where ``ims_repo`` is
 installed, whatever the project, so at load time it imports only ``ims_repo``'s base
@@ -64,7 +72,8 @@ import getpass
 import importlib
 import itertools
 import os
-import secrets
+import socket
+import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -75,6 +84,7 @@ import pytest
 from psycopg import sql
 
 from ims_repo.services import local_server
+from ims_repo.services.clone_pool import ClonePool, session_prefix, sweep_orphans
 from ims_repo.services.local_server import LocalServer
 from ims_repo.services.local_server import PgServer as PgServer  # re-exported: fixtures' type
 
@@ -100,33 +110,79 @@ _why_no_throwaway = local_server.why_unavailable
 
 #: The extra that holds what the fixtures need beyond the base dependencies.
 EXTRA = "ims-repo[pytest]"
-#: Stash key: the throwaway server this session started, for the end-of-run line.
+#: Test databases kept cloned ahead, unless ``--ims-clones``/``ims_clones`` says otherwise.
+DEFAULT_CLONES = 2
+
+#: The server and its version, as found (``_Found``); kept in the run's stash.
+_Found = tuple[PgServer, str]
+#: Stash keys: the throwaway server this session started, for the end-of-run line; what
+#: the header found (so the fixtures ask once); the databases swept from ended sessions;
+#: the seconds each test waited for its database, and each background clone took.
 _STARTED = pytest.StashKey[str]()
+_FOUND = pytest.StashKey[_Found]()
+_PROBED = pytest.StashKey[_Found | None]()
+_SWEPT = pytest.StashKey[list[str]]()
+_WAITS = pytest.StashKey[list[float]]()
+_MADE = pytest.StashKey[list[float]]()
 
 #: Advisory-lock key (in the maintenance database) serialising role changes across sessions.
 _ROLE_LOCK = int.from_bytes(b"ims_test", "big")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--ims-dsn`` and ``--ims-require-server``."""
+    """Add ``--ims-dsn``, ``--ims-require-server`` and ``--ims-clones``, each also an ini
+    option of the same name (``ims_dsn``…); the command line wins over the ini file."""
     group = parser.getgroup("ims_repo")
-    group.addoption(
-        "--ims-dsn",
-        dest="ims_dsn",
-        default=None,
-        metavar="URL",
-        help=f"superuser URL of the PostgreSQL server for ims_* fixtures, or '{THROWAWAY}' "
-        f"to start a private one (default: ${DSN_ENV}, else PG* variables / 127.0.0.1:5432, "
-        "else a throwaway server)",
+    dsn_help = (
+        f"superuser URL of the PostgreSQL server for ims_* fixtures, or '{THROWAWAY}' to start "
+        f"a private one (default: ${DSN_ENV}, else PG* variables / 127.0.0.1:5432, else a "
+        "throwaway server)"
+    )
+    group.addoption("--ims-dsn", dest="ims_dsn", default=None, metavar="URL", help=dsn_help)
+    parser.addini("ims_dsn", f"{dsn_help}; ${DSN_ENV} wins over this", default="")
+    require_help = (
+        "fail the database tests, instead of skipping them, when no PostgreSQL server can be "
+        "found or started (the default when the environment variable CI is set)"
     )
     group.addoption(
         "--ims-require-server",
         dest="ims_require_server",
         action="store_true",
-        default=False,
-        help="fail the database tests, instead of skipping them, when no PostgreSQL server "
-        "can be found or started (the default when the environment variable CI is set)",
+        default=None,
+        help=require_help,
     )
+    parser.addini("ims_require_server", require_help, type="bool", default=False)
+    clones_help = (
+        "test databases kept cloned ahead by a background thread, so a test takes one "
+        f"without waiting (default {DEFAULT_CLONES}; 0 clones each in the test's setup)"
+    )
+    group.addoption(
+        "--ims-clones", dest="ims_clones", type=int, default=None, metavar="N", help=clones_help
+    )
+    parser.addini("ims_clones", clones_help, default=str(DEFAULT_CLONES))
+
+
+def _setting(config: pytest.Config, name: str) -> object:
+    """An option's value: the command line's when given, else the ini file's."""
+    value = config.getoption(name)
+    return config.getini(name) if value is None else value
+
+
+def _dsn(config: pytest.Config) -> str | None:
+    """The server asked for: ``--ims-dsn``, else ``$IMS_TEST_DATABASE_URL``, else ini."""
+    given = config.getoption("ims_dsn") or os.environ.get(DSN_ENV) or config.getini("ims_dsn")
+    return str(given) if given else None
+
+
+def _clones(config: pytest.Config) -> int:
+    value = _setting(config, "ims_clones")
+    try:
+        count = int(str(value))
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise pytest.UsageError(f"ims_clones must be a whole number >= 0, not {value!r}")
+    return count
 
 
 def _extra(module: str) -> ModuleType:
@@ -147,6 +203,8 @@ def _server_required(config: pytest.Config) -> str | None:
     """Why a missing server must fail the run (``--ims-require-server``, ``CI``), or None."""
     if config.getoption("ims_require_server"):
         return "--ims-require-server was given"
+    if config.getini("ims_require_server"):
+        return "the ini option ims_require_server is set"
     if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
         return "the environment variable CI is set"
     return None
@@ -163,54 +221,87 @@ def _no_server(config: pytest.Config, message: str) -> NoReturn:
 # --- finding or starting a server ---------------------------------------------------------
 
 
-def _describe(conn: psycopg.Connection[object], *, throwaway: bool = False) -> PgServer:
-    """The server facts libpq actually used for *conn*."""
+def _describe(conn: psycopg.Connection[object], *, throwaway: bool = False) -> _Found:
+    """The server facts libpq actually used for *conn*, and the server's version."""
     info = conn.info
-    return PgServer(info.host, info.port, info.user, info.dbname, info.password or None, throwaway)
+    server = PgServer(
+        info.host, info.port, info.user, info.dbname, info.password or None, throwaway
+    )
+    number = info.server_version
+    return server, f"{number // 10000}.{number % 10000}"
 
 
-def _from_dsn(dsn: str) -> PgServer:
+def _connect_dsn(config: pytest.Config, dsn: str) -> _Found:
+    """The server named by an explicit URL, asked once per run (header and fixture)."""
+    found = config.stash.get(_FOUND, None)
+    if found is None:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            found = config.stash[_FOUND] = _describe(conn)
+    return found
+
+
+def _from_dsn(config: pytest.Config, dsn: str) -> PgServer:
     """The server named by an explicit URL; fails the tests if it does not answer."""
     try:
-        with psycopg.connect(dsn, connect_timeout=10) as conn:
-            return _describe(conn)
+        return _connect_dsn(config, dsn)[0]
     except psycopg.OperationalError as exc:
         pytest.fail(f"ims_repo: cannot connect to --ims-dsn/${DSN_ENV}: {exc}", pytrace=False)
 
 
-def _probe_default() -> PgServer | None:
-    """A superuser login at libpq's PG* settings, defaulting to 127.0.0.1:5432."""
+def _port_closed(host: str, port: str) -> bool:
+    """Whether nothing accepts TCP connections at *host*:*port*, found out in well under a
+    second (libpq's own ``connect_timeout`` is at least 2 s, per user tried)."""
+    if host.startswith("/") or "," in host or "," in port:
+        return False  # a Unix socket or a multi-host list: leave it to libpq
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return False
+    except (OSError, ValueError):
+        return True
+
+
+def _probe_default(config: pytest.Config) -> _Found | None:
+    """A superuser login at libpq's PG* settings, defaulting to 127.0.0.1:5432; asked once
+    per run (the header asks first, the ``ims_server`` fixture reuses the answer)."""
+    if _PROBED in config.stash:
+        return config.stash[_PROBED]
     env = os.environ
-    users = [env["PGUSER"]] if env.get("PGUSER") else []
-    if not users:
-        with contextlib.suppress(Exception):
-            users.append(getpass.getuser())
-        users += [] if "postgres" in users else ["postgres"]
-    for user in users:
-        try:
-            with psycopg.connect(
-                host=env.get("PGHOST") or "127.0.0.1",
-                user=user,
-                dbname=env.get("PGDATABASE") or "postgres",
-                connect_timeout=3,
-            ) as conn:
-                if conn.info.parameter_status("is_superuser") == "on":
-                    return _describe(conn)
-        except psycopg.OperationalError:
-            continue
-    return None
+    host = env.get("PGHOST") or "127.0.0.1"
+    found = None
+    if not _port_closed(host, env.get("PGPORT") or "5432"):
+        users = [env["PGUSER"]] if env.get("PGUSER") else []
+        if not users:
+            with contextlib.suppress(Exception):
+                users.append(getpass.getuser())
+            users += [] if "postgres" in users else ["postgres"]
+        for user in users:
+            try:
+                with psycopg.connect(
+                    host=host,
+                    user=user,
+                    dbname=env.get("PGDATABASE") or "postgres",
+                    connect_timeout=3,
+                ) as conn:
+                    if conn.info.parameter_status("is_superuser") == "on":
+                        found = _describe(conn)
+                        break
+            except psycopg.OperationalError:
+                continue
+    config.stash[_PROBED] = found
+    return found
 
 
 @pytest.fixture(scope="session")
 def ims_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
     """The PostgreSQL server for this session (see the module docstring for the order)."""
-    dsn = request.config.getoption("ims_dsn") or os.environ.get(DSN_ENV)
+    config = request.config
+    dsn = _dsn(config)
     if dsn and dsn != THROWAWAY:
-        yield _from_dsn(dsn)
+        yield _from_dsn(config, dsn)
         return
-    found = None if dsn == THROWAWAY else _probe_default()
+    found = None if dsn == THROWAWAY else _probe_default(config)
     if found is not None:
-        yield found
+        yield found[0]
         return
     bindir = _find_bindir()
     reason = _why_no_throwaway(bindir)
@@ -218,14 +309,14 @@ def ims_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
         asked = "no superuser login answered at PG*/127.0.0.1:5432"
         if dsn:
             asked = "a throwaway server was asked for"
-        _no_server(
-            request.config, f"ims_repo: {asked} and {reason}; set ${DSN_ENV} or pass --ims-dsn"
-        )
+        _no_server(config, f"ims_repo: {asked} and {reason}; set ${DSN_ENV} or pass --ims-dsn")
     server = LocalServer(bindir)
     try:
         started = server.start()
-        request.config.stash[_STARTED] = (
-            f"PostgreSQL {_version(started)} at {started.host}:{started.port} as {started.user}"
+        with psycopg.connect(started.url(), connect_timeout=3) as conn:
+            _, version = _describe(conn)
+        config.stash[_STARTED] = (
+            f"PostgreSQL {version} at {started.host}:{started.port} as {started.user}"
         )
         yield started
     finally:
@@ -235,16 +326,10 @@ def ims_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
 # --- the server in pytest's header ----------------------------------------------------------
 
 
-def _version(server: PgServer) -> str:
-    """The server's version, e.g. ``15.10``."""
-    with psycopg.connect(server.url(), connect_timeout=3) as conn:
-        number = conn.info.server_version
-    return f"{number // 10000}.{number % 10000}"
-
-
-def _named(server: PgServer, how: str) -> str:
+def _named(found: _Found, how: str) -> str:
+    server, version = found
     return (
-        f"PostgreSQL {_version(server)} at {server.host}:{server.port} as {server.user} "
+        f"PostgreSQL {version} at {server.host}:{server.port} as {server.user} "
         f"({how}, not a throwaway server)"
     )
 
@@ -253,15 +338,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     """Name the server the ims_* fixtures use, found the way ``ims_server`` finds it.
 
     A throwaway server is only started by a test that needs one, so the header says one
-    will be; the line at the end of the run gives its address and version.
+    will be; the line at the end of the run gives its address and version. What the
+    header finds out is kept for the fixtures, so the server is asked once per run.
     """
-    dsn = config.getoption("ims_dsn") or os.environ.get(DSN_ENV)
+    dsn = _dsn(config)
     try:
         if dsn and dsn != THROWAWAY:
-            with psycopg.connect(dsn, connect_timeout=3) as conn:
-                server = _describe(conn)
-            return f"ims_repo: {_named(server, f'from --ims-dsn/${DSN_ENV}')}"
-        found = None if dsn == THROWAWAY else _probe_default()
+            return f"ims_repo: {_named(_connect_dsn(config, dsn), f'from --ims-dsn/${DSN_ENV}')}"
+        found = None if dsn == THROWAWAY else _probe_default(config)
         if found is not None:
             return f"ims_repo: {_named(found, 'PG* variables / 127.0.0.1:5432')}"
     except psycopg.Error as exc:
@@ -276,10 +360,81 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Name the throwaway server this session started, if it started one."""
-    started = terminalreporter.config.stash.get(_STARTED, None)
+    """Name the throwaway server this session started, if it started one; give the
+    per-test database figures and the databases swept from crashed sessions."""
+    config = terminalreporter.config
+    started = config.stash.get(_STARTED, None)
     if started is not None:
         terminalreporter.write_line(f"ims_repo: used a throwaway server: {started}")
+    swept = config.stash.get(_SWEPT, [])
+    if swept:
+        terminalreporter.write_line(
+            f"ims_repo: dropped {len(swept)} database(s) left by ended sessions: "
+            + ", ".join(swept)
+        )
+    figures = database_figures(config)
+    if figures:
+        terminalreporter.write_line(
+            "ims_repo: " + "; ".join(f"{name} {value}" for name, value in figures)
+        )
+
+
+# --- figures --------------------------------------------------------------------------------
+
+#: Where a pytest-xdist worker sends its figures to the controller (``workeroutput``).
+_WORKER_KEYS = {"ims_repo_waits": _WAITS, "ims_repo_made": _MADE}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, collect the workers' figures on the controller."""
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_WorkerFigures(config), "ims_repo_worker_figures")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker, hand this worker's figures to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        for key, stash_key in _WORKER_KEYS.items():
+            output[key] = session.config.stash.get(stash_key, [])
+
+
+class _WorkerFigures:
+    """The controller's side: each worker's figures, added up as the workers finish."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_testnodedown(self, node: object, error: object) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        for key, stash_key in _WORKER_KEYS.items():
+            self.config.stash.setdefault(stash_key, []).extend(output.get(key, []))
+
+
+def database_figures(config: pytest.Config) -> list[tuple[str, str]]:
+    """The run's per-test database figures (also from pytest-xdist's workers), as
+    (name, value) pairs: how many, and the setup time a test saw, median and p90."""
+    waits: list[float] = config.stash.get(_WAITS, [])
+    if not waits:
+        return []
+    made: list[float] = config.stash.get(_MADE, [])
+    figures = [
+        ("test databases", str(len(waits))),
+        ("setup median", _ms(statistics.median(waits))),
+        ("setup p90", _ms(_p90(waits))),
+    ]
+    if made:
+        figures.append(("background clone median", _ms(statistics.median(made))))
+    return figures
+
+
+def _p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
 
 
 # --- databases ----------------------------------------------------------------------------
@@ -294,12 +449,12 @@ class _Admin:
 
     def __init__(self, server: PgServer) -> None:
         self.server = server
-        self.prefix = f"{os.getpid()}_{secrets.token_hex(3)}"
+        self.prefix = session_prefix()
         self._counter = itertools.count(1)
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def new_name(self, kind: str) -> str:
-        """A database name unique to this session: ``ims_<kind>_<pid>_<token>_<n>``."""
+        """A database name unique to this session: ``ims_<kind>_<pid>_<host>_<token>_<n>``."""
         return f"ims_{kind}_{self.prefix}_{next(self._counter)}"
 
     def execute(self, query: sql.Composed) -> None:
@@ -346,7 +501,10 @@ class _Admin:
 
 
 @pytest.fixture(scope="session")
-def _ims_admin(ims_server: PgServer) -> Iterator[_Admin]:
+def _ims_admin(request: pytest.FixtureRequest, ims_server: PgServer) -> Iterator[_Admin]:
+    # First drop what sessions of this host that ended without cleaning up (killed,
+    # crashed) left behind: their names carry their process id.
+    request.config.stash[_SWEPT] = sweep_orphans(ims_server.url())
     admin = _Admin(ims_server)
     try:
         yield admin
@@ -416,6 +574,39 @@ def _ims_sample_template(
         _ims_admin.drop(name)
 
 
+def _start_pool(
+    request: pytest.FixtureRequest, admin: _Admin, template: str
+) -> Iterator[ClonePool]:
+    """A clone pool of *template* for the session; its figures go to the run's at the end."""
+    pool = ClonePool(
+        admin.server.url(), template, lambda: admin.new_name("test"), size=_clones(request.config)
+    )
+    pool.start()
+    try:
+        yield pool
+    finally:
+        pool.close()
+        stash = request.config.stash
+        stash.setdefault(_WAITS, []).extend(pool.waited)
+        stash.setdefault(_MADE, []).extend(pool.made)
+
+
+@pytest.fixture(scope="session")
+def _ims_pool(
+    request: pytest.FixtureRequest, ims_template: str, _ims_admin: _Admin
+) -> Iterator[ClonePool]:
+    """Clones of the migrated template, made ahead in the background."""
+    yield from _start_pool(request, _ims_admin, ims_template)
+
+
+@pytest.fixture(scope="session")
+def _ims_sample_pool(
+    request: pytest.FixtureRequest, _ims_sample_template: tuple[str, Sample], _ims_admin: _Admin
+) -> Iterator[ClonePool]:
+    """Clones of the seeded template, made ahead in the background once a test asked."""
+    yield from _start_pool(request, _ims_admin, _ims_sample_template[0])
+
+
 @dataclass(frozen=True)
 class _Clone:
     """This test's database: its name, and the sample handles when it was cloned seeded."""
@@ -425,20 +616,18 @@ class _Clone:
 
 
 @pytest.fixture
-def _ims_clone(
-    request: pytest.FixtureRequest, ims_template: str, _ims_admin: _Admin
-) -> Iterator[_Clone]:
+def _ims_clone(request: pytest.FixtureRequest, _ims_pool: ClonePool) -> Iterator[_Clone]:
     # A test that asks for ims_sample (directly or through a fixture of its own) gets a
     # clone of the seeded template: seeded tests then cost one clone, like any other.
-    template, sample = ims_template, None
+    pool, sample = _ims_pool, None
     if "ims_sample" in request.fixturenames:
-        template, sample = request.getfixturevalue("_ims_sample_template")
-    name = _ims_admin.new_name("test")
-    _ims_admin.create(name, template)
+        pool = request.getfixturevalue("_ims_sample_pool")
+        sample = request.getfixturevalue("_ims_sample_template")[1]
+    name = pool.take()
     try:
         yield _Clone(name, sample)
     finally:
-        _ims_admin.drop(name)
+        pool.give_back(name)
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ Memory holds one batch and the first ``keep_rejects`` rejects, whatever the file
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -72,6 +73,10 @@ from ims_repo.core.statements.imports import (
     ImportReplaced,
 )
 from ims_repo.db import Database, Session
+
+# Rejected lines (their number and reason; a server's refusal only by SQLSTATE, since its
+# message may quote the line's data) and the splitting of a refused batch.
+_log = logging.getLogger("ims_repo.importer")
 
 __all__ = ["ImportFailed", "ImportReport", "Rejected", "import_file", "summary"]
 
@@ -394,6 +399,8 @@ class _Import:
         self.report.add(tally)
         self.report.batches += 1
         self.report.split_batches += splits
+        for rejected in rejects:  # the server's refusals were logged by _store
+            _log.warning("line %d rejected: %s", rejected.line, rejected.reason)
         for rejected in sorted([*rejects, *refused], key=lambda item: item.line):
             self.report.rejected += 1
             if len(self.report.rejects) < self.keep_rejects:
@@ -413,8 +420,24 @@ class _Import:
             return tally, [], 0
         except (InvalidInput, Duplicate, ForeignKeyViolation) as error:
             self.s.rollback()
+            sqlstate = getattr(error.__cause__, "sqlstate", None) or "none: refused before sending"
             if len(lines) == 1:
+                _log.warning(
+                    "line %d refused by the database (%s, SQLSTATE %s); the rest of its "
+                    "batch is stored",
+                    lines[0].number,
+                    self.step,
+                    sqlstate,
+                )
                 return _Tally(), [Rejected(lines[0].number, _refusal(error, self.step))], 0
+            _log.info(
+                "lines %d to %d refused by the database (%s, SQLSTATE %s): storing each half "
+                "on its own to find the line",
+                lines[0].number,
+                lines[-1].number,
+                self.step,
+                sqlstate,
+            )
         half = len(lines) // 2
         first, refused_first, splits_first = self._store(lines[:half])
         second, refused_second, splits_second = self._store(lines[half:])

@@ -10,6 +10,7 @@ given, have a pool each (``replicas.py``).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import weakref
@@ -44,6 +45,7 @@ from ims_repo.db._async.replicas import AsyncReplica, AsyncReplicas
 from ims_repo.db._async.session import AsyncSession
 from ims_repo.db.environment import url_from_env
 
+_log = logging.getLogger("ims_repo.db.pool")  # one name for both twins
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _LOGIN_CHECK = """
 SELECT current_user AS role, rolsuper AS superuser, rolbypassrls AS bypass_rls,
@@ -73,6 +75,11 @@ class AsyncDatabase:
     ``session()`` gets a working connection: every connection opened before the loss is
     tested once (an empty query) at its next checkout and replaced if it is dead too,
     waiting for the server while it restarts. Healthy checkouts pay no check.
+
+    ``slow_statement`` (seconds): a statement that takes that long or longer is logged
+    on the ``ims_repo.db.statements`` logger, by name (``users.get_by_username``) and
+    duration, never with its parameters. Pool recovery (a lost connection, a dead one
+    replaced) is logged on ``ims_repo.db.pool``.
 
     ``prepare_threshold`` is psycopg's: a statement run that many times on a connection
     is prepared on the server. ``None`` never prepares, which a transaction-pooling
@@ -116,8 +123,12 @@ class AsyncDatabase:
         pooler: Pooler = "auto",
         replicas: Sequence[str] = (),
         replica_wait: float = 1.0,
+        slow_statement: float | None = None,
     ) -> None:
         self._act_as = act_as
+        self._slow_statement = (
+            None if slow_statement is None else timeout_ms(slow_statement, "slow_statement") / 1000
+        )
         self._bypass_rls = bypass_rls
         self._opened = False
         self._open_lock = ALock()
@@ -274,6 +285,7 @@ class AsyncDatabase:
                 read_only=replica,
                 track_commits=self._replicas.configured and not replica,
                 settings=self._plan.settings,
+                slow_statement=self._slow_statement,
             )
             try:
                 yield session
@@ -292,6 +304,11 @@ class AsyncDatabase:
                     # connection: the pool drops this one, the others are tested at
                     # their next checkout.
                     self._losses += 1
+                    _log.warning(
+                        "pool %r: a connection was lost during a session; the pool "
+                        "replaces it and tests the others at their next checkout",
+                        self._pool.name,
+                    )
                 await self._pool.putconn(connection)
 
     async def upsert_issues(
@@ -341,8 +358,13 @@ class AsyncDatabase:
                     return connection
                 try:  # opened before the last loss: make sure it survived it
                     await connection.execute("")
-                except psycopg.Error:
+                except psycopg.Error as error:
                     await self._pool.putconn(connection)  # broken: the pool replaces it
+                    _log.warning(
+                        "pool %r: a connection opened before a loss is dead (%s); replaced",
+                        self._pool.name,
+                        " ".join(str(error).split()) or type(error).__name__,
+                    )
                     continue
                 except BaseException:
                     # Cancelled (or interrupted) during the test: the caller never gets

@@ -30,8 +30,10 @@ statement that builds its whole result as one JSON document on the server
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
+from time import monotonic
 from typing import Any, TypeVar
 
 import psycopg
@@ -58,6 +60,8 @@ from ims_repo.db.errors import map_error
 R = TypeVar("R", bound=BaseModel)
 Row = TypeVar("Row")
 
+_slow_log = logging.getLogger("ims_repo.db.statements")  # one name for both twins
+
 
 class Runner:
     """Runs statements for one caller on one connection: the part of a session that the
@@ -72,11 +76,13 @@ class Runner:
         read_only: bool = False,
         track_commits: bool = False,
         settings: BoundStatement | None = None,
+        slow_statement: float | None = None,
     ) -> None:
         self._connection = connection
         self._start = transaction_start(
             user_id, statement_timeout=statement_timeout, read_only=read_only, settings=settings
         )
+        self._slow = slow_statement
         self._track_commits = track_commits
         self.commit_position: CommitPosition | None = None
         """Where the last commit of this session ended in the primary's WAL, to pass as
@@ -299,9 +305,11 @@ class Runner:
         params: Mapping[str, Any] | None,
         statement: Statement | None,
     ) -> psycopg.Cursor[Row]:
-        """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle."""
+        """Run ``sql`` on ``cursor``, beginning the transaction with the context when idle;
+        log it (by name, never its parameters) when it took ``slow_statement`` or more."""
         _refuse_nul(params)
         self.statements_sent += 1
+        started = monotonic()
         try:
             if self.in_transaction:
                 cursor.execute(sql, params)
@@ -317,6 +325,9 @@ class Runner:
                     cursor.execute(sql, params)
         except psycopg.Error as error:
             raise map_error(error, statement) from error
+        finally:
+            if self._slow is not None:
+                _log_if_slow(statement, monotonic() - started, self._slow)
         return cursor
 
     def refuse_write(self, statement: Statement) -> None:
@@ -374,6 +385,18 @@ def _names(cursor: psycopg.Cursor[Any]) -> list[str]:
         return []
     encoding = cursor.connection.info.encoding
     return [(result.fname(index) or b"").decode(encoding) for index in range(result.nfields)]
+
+
+def _log_if_slow(statement: Statement | None, seconds: float, threshold: float) -> None:
+    """Log a statement that took ``threshold`` seconds or more: its name, never its text
+    or parameters (raw SQL from ``execute()`` may hold values, so it is not named)."""
+    if seconds >= threshold:
+        _slow_log.warning(
+            "slow statement %s: %.0f ms (slow_statement=%g s)",
+            "(raw SQL from execute())" if statement is None else statement.label,
+            seconds * 1000,
+            threshold,
+        )
 
 
 def _validate_document(adapter: TypeAdapter[list[R]], document: str | bytes) -> list[R]:

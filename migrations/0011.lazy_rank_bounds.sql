@@ -19,11 +19,13 @@
 --    trigger issues_search_stale adds the issues an INSERT wrote, and those
 --    an UPDATE gave another search vector, from the statement's transition
 --    tables (the audit triggers build them already), and removes the issues
---    a DELETE removed. ims.refresh_search_bounds(max_issues) computes the
---    bounds of up to max_issues stale issues (oldest key first) and removes
---    them from the stale set; it skips issues another transaction is
---    writing (they stay stale) and share-locks the rows it reads, so an
---    UPDATE that commits meanwhile always leaves its issue stale again.
+--    a DELETE removed (with their bounds).
+--    ims.refresh_search_bounds(max_issues) takes up to max_issues stale
+--    issues (oldest key first) out of the set, then computes their bounds
+--    from their vectors as committed by then. It never waits and locks no
+--    issue: a writer that changes a vector also writes (and so locks) its
+--    stale row, and the refresh skips locked stale rows, so a vector
+--    committed after the refresh read it always leaves its issue stale.
 -- 3. ims.search_full_text, in its bounded rounds, ranks the candidates the
 --    bounds table names AND every stale issue that matches (each with its
 --    real ts_rank): an issue outside both is current in the bounds table
@@ -52,20 +54,22 @@ SET LOCAL statement_timeout = '30min';
 
 
 -- The bounds of every issue not in ims.issue_search_stale (see the header).
+-- No foreign key: its check would lock every issue a refresh reads (a
+-- tuple lock is a write); the DELETE trigger removes the bounds of deleted
+-- issues instead. (A refresh that reads an issue while an uncommitted
+-- DELETE removes it can leave a row for a key that no longer exists:
+-- harmless, the search reads bounds only through ims.issues.)
 CREATE TABLE ims.issue_search_bounds (
     issue_pk bigint NOT NULL,
     impacts tsvector NOT NULL,
-    CONSTRAINT issue_search_bounds_pkey PRIMARY KEY (issue_pk),
-    CONSTRAINT issue_search_bounds_issue_pk_fkey FOREIGN KEY (issue_pk)
-        REFERENCES ims.issues (issue_pk)
-        ON DELETE CASCADE
+    CONSTRAINT issue_search_bounds_pkey PRIMARY KEY (issue_pk)
 );
 
 COMMENT ON TABLE ims.issue_search_bounds IS
     'Upper bounds of each issue''s ts_rank contributions (ims.search_impacts of its search vector), written by ims.refresh_search_bounds(); current for every issue not in ims.issue_search_stale.';
 
 COMMENT ON COLUMN ims.issue_search_bounds.issue_pk IS
-    'The issue (ims.issues); the row goes with it.';
+    'The issue (ims.issues); the DELETE trigger of ims.issues removes the row with it.';
 
 COMMENT ON COLUMN ims.issue_search_bounds.impacts IS
     'ims.search_impacts(search_vector) as of the last refresh: lexemes and lexeme#t tokens bounding their ts_rank contributions.';
@@ -150,8 +154,9 @@ CREATE POLICY issue_search_stale_app_all
     WITH CHECK (TRUE);
 
 -- The runtime role searches (SELECT) and refreshes (bounds written, stale
--- rows locked, FOR UPDATE needing UPDATE, and removed); stale rows are added
--- by the trigger (a definer), bounds go with their issue (ON DELETE CASCADE).
+-- rows locked, FOR UPDATE needing UPDATE, and removed); the trigger (a
+-- definer) adds stale rows and removes those and the bounds of deleted
+-- issues.
 GRANT SELECT, INSERT, UPDATE
     ON TABLE ims.issue_search_bounds
     TO ims_app;
@@ -186,18 +191,24 @@ BEGIN
           ON orow.issue_pk = nr.issue_pk
         WHERE orow.search_vector IS DISTINCT FROM nr.search_vector
         ORDER BY nr.issue_pk
-        ON CONFLICT (issue_pk) DO NOTHING;
+        -- Write (lock) a row already there: a refresh then skips it, or this
+        -- waits for the refresh that took it and adds it again.
+        ON CONFLICT (issue_pk) DO UPDATE
+        SET issue_pk = EXCLUDED.issue_pk;
     ELSIF TG_OP = 'DELETE' THEN
         DELETE FROM ims.issue_search_stale AS s
         USING old_rows AS orow
         WHERE s.issue_pk = orow.issue_pk;
+        DELETE FROM ims.issue_search_bounds AS b
+        USING old_rows AS orow
+        WHERE b.issue_pk = orow.issue_pk;
     END IF;
     RETURN NULL;
 END
 $$;
 
 COMMENT ON FUNCTION ims.mark_search_stale() IS
-    'Statement-level trigger of ims.issues (SECURITY DEFINER, owner ims_owner): adds to ims.issue_search_stale the issues an INSERT wrote and those an UPDATE gave another search vector; removes those a DELETE removed.';
+    'Statement-level trigger of ims.issues (SECURITY DEFINER, owner ims_owner): adds to ims.issue_search_stale the issues an INSERT wrote and those an UPDATE gave another search vector (writing the row if it is there); removes those a DELETE removed, and their ims.issue_search_bounds.';
 
 REVOKE EXECUTE
     ON FUNCTION ims.mark_search_stale()
@@ -225,52 +236,54 @@ CREATE TRIGGER issues_search_stale_delete
     EXECUTE FUNCTION ims.mark_search_stale();
 
 
--- Computes the bounds of up to max_issues stale issues, oldest key first,
--- and takes them out of the stale set; returns how many. Skips stale rows
--- another refresh holds and issues another transaction is writing (both
--- stay stale for the next refresh); share-locks the issue rows it reads
--- until the caller's transaction ends, so an UPDATE of one of them waits and
--- then marks it stale again. Never waits for a lock itself.
+-- Takes up to max_issues stale issues, oldest key first, out of the stale
+-- set, then computes their bounds; returns how many (see the header). In
+-- READ COMMITTED (the default) the second statement sees every vector
+-- committed by the time the first took the stale rows: a writer that
+-- commits later holds, or waits to write, the stale row of its issue, which
+-- the first statement skips or the writer adds again. (In REPEATABLE READ a
+-- writer's committed stale row makes the first statement fail with a
+-- serialization error instead.) Never waits for a lock.
 CREATE FUNCTION ims.refresh_search_bounds(max_issues integer DEFAULT 10000)
 RETURNS integer
-LANGUAGE sql
+LANGUAGE plpgsql
 VOLATILE
 SECURITY INVOKER
 AS $$
-WITH picked AS MATERIALIZED (
-    SELECT
-        s.issue_pk,
-        i.search_vector
-    FROM ims.issue_search_stale AS s
-    JOIN ims.issues AS i
-      ON i.issue_pk = s.issue_pk
-    ORDER BY s.issue_pk
-    LIMIT GREATEST(COALESCE(refresh_search_bounds.max_issues, 10000), 0)
-    FOR UPDATE OF s SKIP LOCKED
-    FOR SHARE OF i SKIP LOCKED
-),
-cleared AS (
-    DELETE FROM ims.issue_search_stale AS s
-    USING picked AS p
-    WHERE s.issue_pk = p.issue_pk
-),
-stored AS (
+DECLARE
+    taken bigint[];
+    refreshed integer;
+BEGIN
+    WITH cleared AS (
+        DELETE FROM ims.issue_search_stale AS s
+        WHERE s.issue_pk IN (
+            SELECT t.issue_pk
+            FROM ims.issue_search_stale AS t
+            ORDER BY t.issue_pk
+            LIMIT GREATEST(COALESCE(refresh_search_bounds.max_issues, 10000), 0)
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING s.issue_pk
+    )
+    SELECT COALESCE(array_agg(c.issue_pk), '{}')
+    INTO taken
+    FROM cleared AS c;
     INSERT INTO ims.issue_search_bounds AS b (issue_pk, impacts)
     SELECT
-        p.issue_pk,
-        ims.search_impacts(p.search_vector)
-    FROM picked AS p
-    ORDER BY p.issue_pk
+        i.issue_pk,
+        ims.search_impacts(i.search_vector)
+    FROM ims.issues AS i
+    WHERE i.issue_pk = ANY (taken)
+    ORDER BY i.issue_pk
     ON CONFLICT (issue_pk) DO UPDATE
-    SET impacts = EXCLUDED.impacts
-    RETURNING b.issue_pk
-)
-SELECT count(*)::integer
-FROM stored;
+    SET impacts = EXCLUDED.impacts;
+    GET DIAGNOSTICS refreshed = ROW_COUNT;
+    RETURN refreshed;
+END
 $$;
 
 COMMENT ON FUNCTION ims.refresh_search_bounds(integer) IS
-    'Computes the rank bounds (ims.issue_search_bounds) of up to max_issues issues of ims.issue_search_stale, oldest first, and removes them from it; returns how many. Never waits: skips rows other transactions hold.';
+    'Computes the rank bounds (ims.issue_search_bounds) of up to max_issues issues of ims.issue_search_stale, oldest first, and removes them from it; returns how many. Never waits: skips stale rows other transactions hold.';
 
 REVOKE EXECUTE
     ON FUNCTION ims.refresh_search_bounds(integer)

@@ -5,6 +5,9 @@ ranked exactly meanwhile); the bounds it relies on; Korean words as word starts.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg
 import pytest
 
@@ -179,6 +182,12 @@ def test_stale_issues_are_ranked_exactly_until_refreshed(
     with ims_db.session() as s:
         s.execute("DELETE FROM ims.issues WHERE issue_id = 'S-1'")  # its stale row goes too
         assert stale_count(s) == 799
+        s.execute("DELETE FROM ims.issues WHERE issue_id = 'R-5000'")  # and its bounds
+        orphans = s.execute(
+            "SELECT count(*) AS n FROM ims.issue_search_bounds AS b "
+            "WHERE NOT EXISTS (SELECT FROM ims.issues AS i WHERE i.issue_pk = b.issue_pk)"
+        )
+        assert orphans[0]["n"] == 0
     for _ in range(10):  # refreshed in pieces, as a background job would
         with ims_db.session() as s:
             if s.search.refresh_bounds(300) == 0:
@@ -221,6 +230,49 @@ def test_a_refresh_skips_an_issue_being_written_and_it_stays_stale(
             "JOIN ims.issues AS i ON i.issue_pk = b.issue_pk WHERE b.impacts @@ 'disk'"
         )
     assert [r["issue_id"] for r in rows] == ["W-1"]
+
+
+def test_a_write_during_a_refresh_leaves_its_issue_stale(
+    ims_db: Database, ims_app_url: str, ims_admin_url: str
+) -> None:
+    """A refresh has taken X's stale row (uncommitted) when a writer changes X's vector:
+    the writer waits for the refresh to commit, then marks X stale again."""
+    with ims_db.session() as s:
+        s.execute("INSERT INTO ims.issues (issue_id, title, product) VALUES ('X', 'server', 'P')")
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with psycopg.connect(ims_app_url, autocommit=True) as writer:
+                writer.execute("SET application_name = 'stale-writer'")
+                writer.execute("UPDATE ims.issues SET title = 'crash' WHERE issue_id = 'X'")
+        except BaseException as error:  # re-raised below
+            errors.append(error)
+
+    with ims_db.session() as refresh:
+        assert refresh.search.refresh_bounds() == 1  # X's stale row taken, not committed
+        thread = threading.Thread(target=write)
+        thread.start()
+        with psycopg.connect(ims_admin_url, autocommit=True) as watch:
+            for _ in range(500):  # up to ~10 s for the writer to queue behind the refresh
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = 'stale-writer' AND wait_event_type = 'Lock'"
+                ).fetchone()
+                if waiting == (1,):
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail(f"the writer never waited for the refresh: {errors}")
+    thread.join(timeout=30)
+    assert not thread.is_alive() and not errors, errors
+    with ims_db.session() as s:
+        assert stale_count(s) == 1  # marked again after the refresh committed
+        assert s.search.refresh_bounds() == 1
+        rows = s.execute(
+            "SELECT count(*) AS n FROM ims.issue_search_bounds WHERE impacts @@ 'crash'"
+        )
+    assert rows[0]["n"] == 1
 
 
 def test_few_matches_are_all_ranked_and_the_title_text_follows(

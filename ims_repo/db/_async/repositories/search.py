@@ -61,8 +61,9 @@ class AsyncSearchRepository(AsyncRepository):
         largest part of an insert's cost); until a refresh, a broad query ranks every
         such issue that matches, so the hits are the same, only slower as the backlog
         grows. Call it after an ingest, or from a background job, committing after each
-        call (it holds a share lock on the issues it read until then); it never waits
-        for a lock, and skips issues another transaction is writing."""
+        call (the issues it took are locked for the stale-marking of other writers
+        until then); it never waits for a lock, and skips issues another transaction
+        is writing."""
         bound = REFRESH_BOUNDS.bind(
             {"max_issues": validate_value(_BATCH, max_issues, "max_issues")}
         )

@@ -374,9 +374,11 @@ BEGIN
             EXIT WHEN candidates IS NULL OR rounds = 20;
             rounds := rounds + 1;
             -- The candidates of the bounds ('' when none can reach the
-            -- threshold) and every stale issue, whose bounds are unknown.
-            -- ts_match_vq(): the match is checked on their rows, not looked
-            -- up in issues_search_vector_idx as well.
+            -- threshold; ts_match_vq(): the match checked on their rows, not
+            -- looked up in issues_search_vector_idx as well), and every stale
+            -- issue that matches, whose bounds are unknown (the planner picks
+            -- the stale rows or the search vector's index, by their sizes).
+            -- UNION: an issue found both ways counts once, with one rank.
             SELECT COALESCE(array_agg(h.issue_pk ORDER BY h.rank DESC, h.issue_pk), '{}'),
                    COALESCE(array_agg(h.rank ORDER BY h.rank DESC, h.issue_pk), '{}'),
                    count(*),
@@ -390,13 +392,19 @@ BEGIN
                         FROM ims.issue_search_bounds AS b
                         WHERE candidates <> ''
                           AND b.impacts @@ candidates::tsquery
-                        UNION ALL
-                        SELECT s.issue_pk
-                        FROM ims.issue_search_stale AS s
                     )
                   AND ts_match_vq(i.search_vector, tsq)
                   AND (search_full_text.product IS NULL OR i.product = search_full_text.product)
-                ORDER BY rank DESC, i.issue_pk
+                UNION
+                SELECT i.issue_pk, ts_rank(i.search_vector, tsq) AS rank
+                FROM ims.issues AS i
+                WHERE i.issue_pk IN (
+                        SELECT s.issue_pk
+                        FROM ims.issue_search_stale AS s
+                    )
+                  AND i.search_vector @@ tsq
+                  AND (search_full_text.product IS NULL OR i.product = search_full_text.product)
+                ORDER BY rank DESC, issue_pk
                 LIMIT wanted
             ) AS h;
             RAISE DEBUG 'ims.search_full_text: threshold %: % candidates, last rank %', threshold, ranked, last_rank;

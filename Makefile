@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` and `make test`.
 # Both create .venv if it is missing, install the package with its dev extras (again only
-# when pyproject.toml changes) and make sure PostgreSQL is running. `make test` checks that
+# when pyproject.toml changes) and make sure PostgreSQL is running (`make test`: and that
+# pgbouncer is installed, for the pooler tests). `make test` checks that
 # the sync twin of ims_repo/db/_async is what scripts/async_to_sync.py generates, runs the
 # import-linter contracts of pyproject.toml (the layers), and lints the SQL before the
 # tests: the query files with sqlfluff (.sqlfluff), the migrations with squawk (.squawk.toml);
@@ -14,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ims-repo-installed
 IMS_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/ims_demo
 
-.PHONY: demo test install bench bench-aio
+.PHONY: demo test install bench bench-aio docs
 
 demo: install
 	PYTHON=$(BIN)/python scripts/ensure-postgres "$(IMS_DATABASE_URL)"
@@ -23,7 +24,9 @@ demo: install
 test: install
 	@PYTHON=$(BIN)/python scripts/ensure-postgres \
 		|| echo "make: no PostgreSQL server; the tests will start a throwaway one if they can"
+	scripts/ensure-pgbouncer
 	$(BIN)/python scripts/async_to_sync.py --check
+	$(BIN)/python scripts/filter_docs.py --check
 	$(BIN)/ruff check ims_repo tests scripts smoke setup.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
@@ -31,6 +34,12 @@ test: install
 	$(BIN)/squawk migrations/*.sql
 	PYTHON=$(PYTHON) scripts/smoke-wheel
 	$(BIN)/pytest
+
+# The API reference, built with pdoc from the docstrings into build/docs (gitignored):
+# open build/docs/index.html. tests/test_api_reference.py builds it too, and fails on a
+# broken build, a public name without a docstring or a find() whose filters are stale.
+docs: install
+	$(BIN)/python scripts/api_reference.py build/docs
 
 # The benchmark of SPEC §8 (needs the `bench` extra, SQLAlchemy): prints the three-way
 # table; e.g. `make bench BENCH_ARGS="--size 20000 --write-doc"`.

@@ -4,6 +4,14 @@ Named SQL statements (``ims_repo/queries/*.sql``) behind typed repositories that
 pydantic records, on a pooled psycopg 3 connection that sets the row-level-security
 context for every transaction; ``Database``/``Session`` for threads, ``AsyncDatabase``/
 ``AsyncSession`` for asyncio, the same API awaited.
+
+Where to start: ``Database`` (or ``AsyncDatabase``); ``db.session(user_id=…)`` gives a
+``Session`` whose attributes are the repositories (``s.users``, ``s.issues``…), each
+documented in ``ims_repo.db._sync.repositories`` with its methods and, for ``find``, every
+filter and order key (the asyncio twins, in ``ims_repo.db._async.repositories``, have the
+same methods, awaited). Records are pydantic models whose fields are their table's
+columns; ``New…`` records are what ``create`` takes. Every error derives from
+``ImsRepoError``. ``After`` is where a keyset page starts (``ims_repo.core.filters.After``).
 """
 
 from ims_repo.core.errors import (
@@ -17,6 +25,7 @@ from ims_repo.core.errors import (
     PermissionDenied,
     PoolExhausted,
     QueryFileError,
+    ReadOnlySession,
     StatementTimeout,
     TransactionAborted,
     TransactionConflict,
@@ -24,6 +33,7 @@ from ims_repo.core.errors import (
 )
 from ims_repo.core.filters import After
 from ims_repo.core.loader import QueryFile
+from ims_repo.core.positions import CommitPosition
 from ims_repo.core.records import *  # noqa: F403  (every record is public API)
 from ims_repo.core.records import __all__ as _records
 from ims_repo.db import AsyncDatabase, AsyncSession, Database, Session, get_session
@@ -32,6 +42,7 @@ __all__ = [
     "After",
     "AsyncDatabase",
     "AsyncSession",
+    "CommitPosition",
     "Database",
     "DatabaseError",
     "DatabaseUnavailable",
@@ -44,6 +55,7 @@ __all__ = [
     "PoolExhausted",
     "QueryFile",
     "QueryFileError",
+    "ReadOnlySession",
     "Session",
     "StatementTimeout",
     "TransactionAborted",

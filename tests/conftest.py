@@ -24,8 +24,10 @@ from ims_repo.faces.pytest_plugin import RUNTIME_LOGIN, RUNTIME_PASSWORD
 from ims_repo.services.local_server import LocalServer, PgServer, find_bindir, why_unavailable
 
 # `pytester` runs user-style test files in-process, for tests/test_plugin.py; the async
-# suite's fixtures (ims_adb, apeople, wire) are in tests/fix_async.py.
-pytest_plugins = ["pytester", "tests.fix_async"]
+# suite's fixtures (ims_adb, apeople, wire) are in tests/fix_async.py; the private primary
+# and standby of the replica and failover tests in tests/fix_replicas.py; `pgbouncer` (a
+# real pgbouncer in front of the test server) in tests/fix_pgbouncer.py.
+pytest_plugins = ["pytester", "tests.fix_async", "tests.fix_replicas", "tests.fix_pgbouncer"]
 
 # --- figures ------------------------------------------------------------------------------
 

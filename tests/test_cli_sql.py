@@ -255,7 +255,10 @@ def test_explain_malformed_param_is_a_usage_error(ims_admin_url: str) -> None:
 
 def test_check_passes_on_the_migrated_schema(ims_admin_url: str) -> None:
     result = run("check", "--database", ims_admin_url)
-    assert result.output == f"{len(every_statement())} statements OK (checked as role ims_app)\n"
+    assert result.output.splitlines() == [
+        f"{len(every_statement())} statements OK (checked as role ims_app)",
+        "row-level security OK: tables, policies, definer functions, grants of ims_app",
+    ]
     assert result.exit_code == 0
 
 
@@ -276,8 +279,8 @@ def test_check_fails_with_file_and_line_when_the_schema_changed(ims_admin_url: s
     assert readers | writers <= reported
     problems = [line for line in lines if re.match(r"\w+\.sql:\d+: ", line)]
     assert lines[-1] == (
-        f"Error: {len(problems)} problem(s) in {len(every_statement())} statements "
-        "(checked as role ims_app)"
+        f"Error: {len(problems)} problem(s) in {len(every_statement())} statements and the "
+        "schema (checked statements, security as role ims_app)"
     )
 
 

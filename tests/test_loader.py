@@ -75,6 +75,23 @@ def test_tokens_concatenate_back_to_the_source() -> None:
     assert kinds.count(Kind.PARAM) == 1 and Kind.CAST in kinds
 
 
+def test_a_file_with_crlf_line_ends_loads_with_its_names_docs_and_lines() -> None:
+    """Lines end at ``\\n``; the ``\\r`` of a ``\\r\\n`` file stays in the SQL, as space."""
+    source = "-- name: a :one\r\n-- First.\r\nSELECT 1;\r\n\r\n-- name: b :many\r\n-- Second.\r\nSELECT :x\r\nFROM t;\r\n"
+    a, b = parse("crlf.sql", source)
+    assert (a.name, a.doc, a.line, b.name, b.doc, b.line) == ("a", "First.", 1, "b", "Second.", 5)
+    assert b.params == ("x",)
+    assert a.render({}) == "/* ims_repo crlf.a */\nSELECT 1"
+    assert b.render({}) == "/* ims_repo crlf.b */\nSELECT %(x)s\r\nFROM t"
+
+
+def test_a_file_is_read_as_written_every_line_break_in_a_literal_kept(tmp_path: Path) -> None:
+    path = tmp_path / "breaks.sql"
+    path.write_bytes("-- name: q :one\r\n-- Doc.\r\nSELECT 'a\rb\r\nc\u2028d' AS x;\r\n".encode())
+    [statement] = QueryFile(path).statements.values()
+    assert "'a\rb\r\nc\u2028d'" in statement.render({})
+
+
 def test_slots_are_filled_and_their_parameters_merged() -> None:
     statement = one("SELECT x FROM t WHERE {filters} ORDER BY {order_by} LIMIT :limit;")
     assert statement.slots == ("filters", "order_by")
@@ -154,7 +171,41 @@ def test_every_packaged_file_loads_and_every_statement_is_documented() -> None:
         (":one", "WITH x AS (DELETE FROM t RETURNING a) SELECT a FROM x", False),
         (":many", "SELECT a FROM t FOR UPDATE", False),
         (":rowcount", "DELETE FROM t", False),
+        # A WITH whose every part reads is a read; a data-modifying CTE is a write.
+        (":many", "WITH x AS (SELECT a FROM t) SELECT a FROM x", True),
+        (
+            ":many",
+            "WITH RECURSIVE x AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM x) SELECT n FROM x",
+            True,
+        ),
+        (":one", "WITH x AS (UPDATE t SET a = 1 RETURNING a) SELECT a FROM x", False),
+        (":one", "WITH x AS (INSERT INTO t (a) VALUES (1) RETURNING a) SELECT a FROM x", False),
+        (
+            ":one",
+            "WITH x AS (SELECT a FROM t) MERGE INTO u USING x ON TRUE WHEN MATCHED THEN DO NOTHING",
+            False,
+        ),
+        (":one", "WITH x AS (SELECT a FROM t FOR UPDATE) SELECT a FROM x", False),
+        # Words in strings, quoted names and comments are not keywords.
+        (
+            ":many",
+            "WITH x AS (SELECT 'DELETE' AS \"update\" FROM t) /* INSERT */ SELECT 1 FROM x",
+            True,
+        ),
+        # Built-in functions that change state make a SELECT a write.
+        (":one", "SELECT pg_catalog.set_config('a.b', :v, TRUE)", False),
+        (":one", "WITH l AS (SELECT pg_advisory_xact_lock(1)) SELECT 1 FROM l", False),
+        (":scalar", "SELECT nextval('s')", False),
+        (":one", "SELECT a INTO new_table FROM t", False),
+        # What the text cannot show is declared in the header.
+        (":one :write", "SELECT ims.refresh_analytics(:day)", False),
     ],
 )
-def test_read_only_statements_are_plain_selects(header: str, sql: str, read_only: bool) -> None:
+def test_read_only_statements_only_read(header: str, sql: str, read_only: bool) -> None:
     assert one(sql, f"-- name: q {header}\n-- Does q.\n").read_only is read_only
+
+
+def test_the_write_flag_is_the_only_header_flag() -> None:
+    with pytest.raises(QueryFileError, match=r"q\.sql:1: unknown header flag ':writes'"):
+        parse("q.sql", "-- name: q :one :writes\n-- Does q.\nSELECT 1\n")
+    assert parse("q.sql", "-- name: q :many :write\n-- Does q.\nSELECT 1\n")[0].writes

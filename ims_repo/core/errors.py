@@ -15,7 +15,9 @@ class ImsRepoError(Exception):
     def __init__(self, message: str, *, table: str | None = None, key: str | None = None) -> None:
         super().__init__(message)
         self.table = table
+        """The table concerned (``users``…), when one is."""
         self.key = key
+        """The key of the row concerned, as text, when one is."""
 
 
 class QueryFileError(ImsRepoError):
@@ -52,6 +54,16 @@ class TransactionAborted(ImsRepoError):
 
     As in PostgreSQL, call ``s.rollback()`` to start over, or wrap the statement that
     may fail in ``with s.savepoint():``.
+    """
+
+
+class ReadOnlySession(ImsRepoError):
+    """A replica session (``db.session(replica=True)``) was asked to change something.
+
+    A named statement that is not read-only (``Statement.read_only``) is refused before
+    it is sent; raw SQL (``s.execute``) runs in a ``READ ONLY`` transaction, so the
+    server refuses a write (SQLSTATE 25006, also what a hot standby answers), mapped to
+    this. Write in a session on the primary (``db.session()``).
     """
 
 

@@ -4,20 +4,16 @@ Each repository declares which columns can be filtered and sorted. A filter's na
 a column and an operator from that declaration; the value is always a bound parameter,
 never SQL. Anything not declared is refused with ``InvalidInput`` before SQL is built.
 
-Filter names, for a declared column ``c``:
+Filter names, for a declared column ``c`` (each repository's ``find`` docstring lists
+its columns and the names they take):
 
-==================  =============================================  ==================
-name                condition                                      for
-==================  =============================================  ==================
-``c=v``             ``c = v``                                      every column
-``c_not=v``         ``c <> v`` (rows where c is NULL never match)  every column
-``c_in=[v, …]``     ``c = ANY(values)`` (an empty list matches     every column
-                    nothing)
-``c_like=p``        ``c LIKE p`` (SQL pattern: ``%``, ``_``)       text columns
-``has_c=True``      ``c IS NOT NULL`` (``False``: ``IS NULL``)     nullable columns
-``c_from=t``        ``c >= t`` (inclusive)                         timestamps
-``c_to=t``          ``c < t`` (exclusive, so ranges tile)          timestamps
-==================  =============================================  ==================
+- ``c=v``: ``c = v`` (every column)
+- ``c_not=v``: ``c <> v``; rows where c is NULL never match (every column)
+- ``c_in=[v, …]``: ``c = ANY(values)``; an empty list matches nothing (every column)
+- ``c_like=p``: ``c LIKE p``, an SQL pattern (``%``, ``_``) (text columns)
+- ``has_c=True``: ``c IS NOT NULL`` (``False``: ``IS NULL``) (nullable columns)
+- ``c_from=t``: ``c >= t``, inclusive (timestamps)
+- ``c_to=t``: ``c < t``, exclusive, so ranges tile (timestamps)
 
 Keyset pages: ``FilterSet.after(order_by, last)`` is the condition "the row comes after
 ``last`` in that order", for ``find(after=…)``; see ``After``.
@@ -44,23 +40,30 @@ class Column:
     """A filterable column: its SQL name and the Python type its values must have."""
 
     type: Any
+    """The Python type a value must have, checked strictly (no coercion)."""
     nullable: bool = False
+    """The column may be NULL: it takes ``has_<column>=True/False``."""
     sortable: bool = True
+    """The column is an ``order_by`` key."""
 
     @cached_property
     def adapter(self) -> TypeAdapter[Any]:
+        """Validates one value."""
         return TypeAdapter(self.type)
 
     @cached_property
     def list_adapter(self) -> TypeAdapter[Any]:
+        """Validates the list of an ``_in`` filter."""
         return TypeAdapter(list[self.type])  # type: ignore[name-defined]
 
     @property
     def is_text(self) -> bool:
+        """A text column: it takes ``<column>_like``."""
         return self.type is str
 
     @property
     def is_time(self) -> bool:
+        """A timestamp or date column: it takes ``<column>_from`` and ``<column>_to``."""
         return self.type in (datetime, date)
 
 
@@ -74,7 +77,9 @@ class FilterSet:
     """
 
     columns: Mapping[str, Column]
+    """The filterable columns by name."""
     key: str
+    """The primary key: the default order, and the tie-breaker ending every order."""
     _operators: dict[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -94,10 +99,12 @@ class FilterSet:
 
     @property
     def filter_names(self) -> list[str]:
+        """Every filter name ``find`` accepts, sorted."""
         return sorted(self._operators)
 
     @property
     def order_keys(self) -> list[str]:
+        """Every ``order_by`` key (without the ``-``), sorted."""
         return sorted(name for name, column in self.columns.items() if column.sortable)
 
     def where(self, filters: Mapping[str, Any]) -> Fragment:

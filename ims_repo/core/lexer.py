@@ -5,6 +5,10 @@ character. To turn it into a psycopg query we must find the ``:name`` parameters
 ``{slot}`` places that ``find()`` fills from a whitelist) while leaving alone everything
 that only looks like one: string literals (``'a:b'``, ``E'\\''``), quoted identifiers,
 ``$$`` bodies, comments and ``::`` casts. This module does only that, with no I/O.
+
+Where those start and end follows PostgreSQL's scanner (``scan.l``), and the tests
+compare the two on generated SQL (``tests/test_lexer_properties.py``, with ``pglast``).
+``:name`` is psql's rule, kept narrower: ASCII names, never right after a word (``a:b``).
 """
 
 from __future__ import annotations
@@ -50,14 +54,19 @@ class LexError(ValueError):
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _PARAM = re.compile(rf":{_NAME}")
 _SLOT = re.compile(rf"\{{{_NAME}\}}")
-_DOLLAR_TAG = re.compile(rf"\$(?:{_NAME})?\$")
-_IDENTIFIER_CHAR = re.compile(r"[A-Za-z0-9_$]")
+# As PostgreSQL's scanner (scan.l) reads them: every non-ASCII character is a letter of
+# an identifier or a dollar-quote tag (it works on UTF-8 bytes, and any byte >= 0x80 is).
+_NON_ASCII = "\u0080-\U0010ffff"
+_DOLLAR_TAG = re.compile(rf"\$(?:[A-Za-z_{_NON_ASCII}][A-Za-z0-9_{_NON_ASCII}]*)?\$")
+_IDENTIFIER_CHAR = re.compile(rf"[A-Za-z0-9_${_NON_ASCII}]")
+_LINE_END = re.compile(r"[\n\r]")  # a -- comment ends at either, as in PostgreSQL
 
 
 def tokenize(sql: str) -> list[Token]:
     """Return the tokens of ``sql``; concatenating their texts gives ``sql`` back."""
     tokens: list[Token] = []
     text_start = 0
+    word_start = 0  # where a word may start: after a literal or comment, not inside it
     pos = 0
     line = 1
     text_line = 1
@@ -68,47 +77,54 @@ def tokenize(sql: str) -> list[Token]:
 
     while pos < len(sql):
         char = sql[pos]
-        found = _special_token(sql, pos, line)
+        found = _special_token(sql, pos, line, word_start)
         if found is None:
             if char == "\n":
                 line += 1
             pos += 1
             continue
         kind, end = found
+        token_start = pos
         flush_text(pos)
         token_text = sql[pos:end]
         tokens.append(Token(kind, token_text, line))
         line += token_text.count("\n")
         pos = text_start = end
+        word_start = token_start + 1 if kind is Kind.PARAM else end  # `:a` ends in a word
         text_line = line
     flush_text(len(sql))
     return tokens
 
 
-def _special_token(sql: str, pos: int, line: int) -> tuple[Kind, int] | None:
-    """The kind and end of a non-TEXT token starting at ``pos``, if one starts there."""
+def _special_token(sql: str, pos: int, line: int, word_start: int) -> tuple[Kind, int] | None:
+    """The kind and end of a non-TEXT token starting at ``pos``, if one starts there;
+    an identifier before ``pos`` can start no earlier than ``word_start``."""
     char = sql[pos]
     pair = sql[pos : pos + 2]
     if pair == "--":
-        end = sql.find("\n", pos)
-        return Kind.COMMENT, len(sql) if end == -1 else end
+        end = _LINE_END.search(sql, pos)
+        return Kind.COMMENT, len(sql) if end is None else end.start()
     if pair == "/*":
         return Kind.COMMENT, _block_comment_end(sql, pos, line)
     if pair == "::":
         return Kind.CAST, pos + 2
     if char == "'":
-        escapes = pos > 0 and sql[pos - 1] in "eE" and not _is_word_before(sql, pos - 1)
+        escapes = (
+            pos > word_start
+            and sql[pos - 1] in "eE"
+            and not _is_word_before(sql, pos - 1, word_start)
+        )
         return Kind.STRING, _quoted_end(sql, pos, "'", line, backslash_escapes=escapes)
     if char == '"':
         return Kind.QUOTED_IDENTIFIER, _quoted_end(sql, pos, '"', line, backslash_escapes=False)
-    if char == "$" and not _is_word_before(sql, pos):
+    if char == "$" and not _is_word_before(sql, pos, word_start):
         tag = _DOLLAR_TAG.match(sql, pos)
         if tag:
             close = sql.find(tag.group(), tag.end())
             if close == -1:
                 raise LexError(f"unterminated dollar-quoted string {tag.group()}", line)
             return Kind.DOLLAR_QUOTED, close + len(tag.group())
-    if char == ":" and not _is_word_before(sql, pos):
+    if char == ":" and not _is_word_before(sql, pos, word_start):
         param = _PARAM.match(sql, pos)
         if param:
             return Kind.PARAM, param.end()
@@ -119,9 +135,14 @@ def _special_token(sql: str, pos: int, line: int) -> tuple[Kind, int] | None:
     return None
 
 
-def _is_word_before(sql: str, pos: int) -> bool:
-    """True when ``sql[pos]`` continues an identifier (``E'..'`` vs ``nice'``, ``a$1``)."""
-    return pos > 0 and bool(_IDENTIFIER_CHAR.match(sql[pos - 1]))
+def _is_word_before(sql: str, pos: int, word_start: int) -> bool:
+    """True when ``sql[pos]`` continues an identifier (``E'..'`` vs ``nice'``, ``a$1``).
+
+    Only plain text (and a parameter's name) counts: the ``$`` closing ``$$…$$`` or the
+    quote closing ``'…'`` ends a token, so ``$$a$$$$b$$`` is two literals, as
+    PostgreSQL's scanner reads it.
+    """
+    return pos > word_start and bool(_IDENTIFIER_CHAR.match(sql[pos - 1]))
 
 
 def _quoted_end(sql: str, start: int, quote: str, line: int, *, backslash_escapes: bool) -> int:

@@ -9,9 +9,11 @@ File format (one file per table or concern)::
     WHERE username = :username;
 
 The header names the statement and the kind of result (``:one`` row or none, ``:many``
-rows, ``:scalar`` value, ``:rowcount`` rows changed, ``:none``); at least one comment line
-says what it does. ``:name`` is a parameter and ``{filters}`` / ``{order_by}`` are slots
-that ``find()`` fills from a whitelist. Everything else is sent as written, so a DBA can
+rows, ``:scalar`` value, ``:rowcount`` rows changed, ``:none``), optionally followed by
+``:write`` for a statement that reads like a query but changes something (a ``SELECT`` of
+a function that writes); at least one comment line says what it does. ``:name`` is a
+parameter and ``{filters}`` / ``{order_by}`` are slots that ``find()`` fills from a
+whitelist. Everything else is sent as written, so a DBA can
 paste a statement into psql. Files are parsed once, and every problem is reported as
 ``file:line: message`` when the file is loaded, not at the first call.
 """
@@ -48,9 +50,19 @@ SLOT_DEFAULTS: Mapping[str, str] = {"filters": "TRUE", "order_by": "1"}
 
 _HEADER = re.compile(r"^--\s*name:")
 _WORD = re.compile(r"[A-Za-z_]+")
-_WRITING_WORDS = {"INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FOR", "INTO", "CALL", "DO"}
+_WRITING_WORDS = {
+    *("INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "FOR", "INTO", "CALL", "DO", "LOCK")
+}
+# Built-in functions that change state (a setting, a sequence, a lock held until the
+# transaction ends, a notification): a query calling one is not read-only.
+_WRITING_FUNCTIONS = {"SET_CONFIG", "NEXTVAL", "SETVAL", "PG_NOTIFY", "TXID_CURRENT"}
+_WRITING_PREFIXES = ("PG_ADVISORY", "PG_TRY_ADVISORY", "PG_CURRENT_XACT_ID", "LO_")
 _POSITIONAL = re.compile(r"(?<![A-Za-z0-9_])\$\d")
-_VALID_HEADER = re.compile(r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s+:(?P<kind>[a-z]+)\s*$")
+_VALID_HEADER = re.compile(
+    r"^--\s*name:\s*(?P<name>[a-z_][a-z0-9_]*)\s+:(?P<kind>[a-z]+)(?:\s+:(?P<flag>[a-z]+))?\s*$"
+)
+WRITE_FLAG = "write"
+"""The header flag (``-- name: x :one :write``) declaring a query that changes something."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,7 @@ class Statement:
     params: tuple[str, ...]  # parameter names in order of first use
     slots: tuple[str, ...]
     record: type[BaseModel] | None = None  # what each row fills, for the schema check
+    writes: bool = False  # declared ``:write`` in its header
     _tokens: tuple[Token, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -84,6 +97,7 @@ class Statement:
 
     @property
     def location(self) -> str:
+        """``users.sql:12``: the file and line of the statement's header."""
         return f"{self.file}:{self.line}"
 
     @property
@@ -93,14 +107,21 @@ class Statement:
 
     @cached_property
     def read_only(self) -> bool:
-        """True for a plain ``SELECT`` returning rows (``:one``/``:many``/``:scalar``)
-        that names no writing command: a session may run it, with its context, in a
-        transaction of its own that ends with the result (one round trip, no COMMIT).
+        """True for a query that only reads: it returns rows (``:one``/``:many``/
+        ``:scalar``), is not declared ``:write``, is a ``SELECT`` or a ``WITH … SELECT``
+        whose every part reads (no ``INSERT``/``UPDATE``/``DELETE``/``MERGE`` in a CTE),
+        takes no row lock (``FOR UPDATE``/``SHARE``), creates nothing (``SELECT … INTO``)
+        and calls no built-in function that changes state (``set_config``, ``nextval``,
+        advisory locks). Keywords are read from the SQL text only, never from strings,
+        quoted names or comments.
 
-        Deliberately narrow: ``WITH`` (which may hide a writing CTE), ``FOR UPDATE``
-        and every ``:none``/``:rowcount`` statement count as writes.
+        What it decides: a session may run such a statement, with its context, in a
+        transaction of its own that ends with the result (one round trip, no COMMIT),
+        and a replica session (``db.session(replica=True)``) may send it at all. A user
+        function that writes cannot be seen from the text: declare its statement
+        ``:write`` (a ``:none``/``:rowcount`` statement always counts as a write).
         """
-        if self.kind not in (ResultKind.ONE, ResultKind.MANY, ResultKind.SCALAR):
+        if self.writes or self.kind not in (ResultKind.ONE, ResultKind.MANY, ResultKind.SCALAR):
             return False
         words = [
             word.upper()
@@ -108,7 +129,12 @@ class Statement:
             if token.kind is Kind.TEXT
             for word in _WORD.findall(token.text)
         ]
-        return bool(words) and words[0] == "SELECT" and not _WRITING_WORDS & set(words)
+        return (
+            bool(words)
+            and words[0] in ("SELECT", "WITH")
+            and not (_WRITING_WORDS | _WRITING_FUNCTIONS) & set(words)
+            and not any(word.startswith(_WRITING_PREFIXES) for word in words)
+        )
 
     @cached_property
     def query(self) -> str:
@@ -178,10 +204,15 @@ class QueryFile:
 
     def __init__(self, path: Path | str, text: str | None = None) -> None:
         self.path = Path(path)
-        source = self.path.read_text(encoding="utf-8") if text is None else text
+        """Where the file is (its name labels the statements: ``users.sql`` → ``users.*``)."""
+        if text is None:
+            # newline="": no universal newlines, so a "\r" in a literal is read as written
+            with self.path.open(encoding="utf-8", newline="") as file:
+                text = file.read()
         self.statements: dict[str, Statement] = {
-            statement.name: statement for statement in parse(self.path.name, source)
+            statement.name: statement for statement in parse(self.path.name, text)
         }
+        """The file's statements by name, in file order."""
         self.registered: set[str] = set()
         """Names of the statements code has asked for with ``statement()`` (the schema
         check reports the others as unused SQL)."""
@@ -231,7 +262,10 @@ def parse(filename: str, source: str) -> list[Statement]:
     """Parse the text of one ``.sql`` file into its statements."""
     statements: list[Statement] = []
     seen: dict[str, int] = {}
-    lines = source.splitlines()
+    # Lines end at "\n" only (a "\r\n" file keeps its "\r", which SQL reads as space):
+    # str.splitlines would also break at "\r", "\f", "\x1e", "\u2028"… and so change a
+    # literal holding one.
+    lines = source.split("\n")
     headers = [number for number, text in enumerate(lines, 1) if _HEADER.match(text)]
     _check_preamble(filename, lines[: headers[0] - 1 if headers else len(lines)])
     for index, header_line in enumerate(headers):
@@ -261,7 +295,8 @@ def _parse_statement(filename: str, header_line: int, lines: list[str]) -> State
     if header is None:
         raise QueryFileError(
             f"{filename}:{header_line}: malformed header {lines[0].strip()!r}; "
-            "expected '-- name: <lower_case_name> :<one|many|scalar|rowcount|none>'"
+            "expected '-- name: <lower_case_name> :<one|many|scalar|rowcount|none>' "
+            "(optionally followed by ':write')"
         )
     name = header.group("name")
     try:
@@ -271,6 +306,12 @@ def _parse_statement(filename: str, header_line: int, lines: list[str]) -> State
             f"{filename}:{header_line}: unknown result kind ':{header.group('kind')}' "
             "(one, many, scalar, rowcount or none)"
         ) from None
+    flag = header.group("flag")
+    if flag is not None and flag != WRITE_FLAG:
+        raise QueryFileError(
+            f"{filename}:{header_line}: unknown header flag ':{flag}' (the only one is "
+            f"':{WRITE_FLAG}', for a query that changes something)"
+        )
 
     doc_lines: list[str] = []
     body_start = 1
@@ -311,6 +352,7 @@ def _parse_statement(filename: str, header_line: int, lines: list[str]) -> State
         sql=body,
         params=params,
         slots=slots,
+        writes=flag is not None,
         _tokens=tuple(tokens),
     )
 

@@ -6,10 +6,14 @@ transaction begins, in one pipelined round trip with its first statement, with:
 1. ``BEGIN`` — unless the first statement is a read-only named statement met outside a
    transaction: then the context and the statement form one implicit transaction that
    ends with the result (one round trip, no ``COMMIT``);
-2. the RLS context, transaction-local (``set_config(…, true)``), *always*, also when it is
+2. behind a connection pooler, the settings a direct connection sends at login (the
+   role of ``act_as``, the database's ``statement_timeout``: ``core/pooler.py``),
+   transaction-local, in one statement;
+3. the RLS context, transaction-local (``set_config(…, true)``), *always*, also when it is
    "nobody": so even a session-level value left by raw SQL is never seen by a later
    checkout of the same pooled connection;
-3. the session's own ``statement_timeout``, transaction-local too, when it has one.
+4. the session's own ``statement_timeout``, transaction-local too, when it has one (after
+   the database's, so it wins).
 
 Commit, rollback, an exception or a lost connection all end the transaction and with it
 the context, so the next checkout of the connection starts with none.
@@ -26,6 +30,7 @@ from ims_repo.core.loader import BoundStatement
 from ims_repo.core.statements.context import SET_CURRENT_USER, SET_STATEMENT_TIMEOUT
 
 BEGIN = "BEGIN"
+BEGIN_READ_ONLY = "BEGIN READ ONLY"
 
 
 Step = tuple[str, Mapping[str, Any] | None]
@@ -40,15 +45,23 @@ class TransactionStart:
     user_id: int | None
     context: BoundStatement
     timeout: BoundStatement | None
+    read_only: bool = False
+    """A replica session's: its explicit transactions begin ``READ ONLY``."""
+    settings: BoundStatement | None = None
+    """Behind a pooler, the database's transaction-local settings (``core/pooler.py``)."""
     _implicit: tuple[Step, ...] = field(init=False, repr=False, compare=False)
     _explicit: tuple[Step, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        steps: list[Step] = [(self.context.text, self.context.params)]
+        steps: list[Step] = []
+        if self.settings is not None:
+            steps.append((self.settings.text, self.settings.params))
+        steps.append((self.context.text, self.context.params))
         if self.timeout is not None:
             steps.append((self.timeout.text, self.timeout.params))
         object.__setattr__(self, "_implicit", tuple(steps))
-        object.__setattr__(self, "_explicit", ((BEGIN, None), *steps))
+        begin = BEGIN_READ_ONLY if self.read_only else BEGIN
+        object.__setattr__(self, "_explicit", ((begin, None), *steps))
 
     def opening(self, *, explicit: bool) -> tuple[Step, ...]:
         """The (text, params) sent before the first statement of a transaction:
@@ -57,14 +70,26 @@ class TransactionStart:
 
     def with_user(self, user_id: int | None) -> TransactionStart:
         """The same start with another RLS context."""
-        return TransactionStart(check_user_id(user_id), _context(user_id), self.timeout)
+        return TransactionStart(
+            check_user_id(user_id),
+            _context(user_id),
+            self.timeout,
+            read_only=self.read_only,
+            settings=self.settings,
+        )
 
 
 def transaction_start(
-    user_id: int | None, *, statement_timeout: float | None = None
+    user_id: int | None,
+    *,
+    statement_timeout: float | None = None,
+    read_only: bool = False,
+    settings: BoundStatement | None = None,
 ) -> TransactionStart:
     """The start of every transaction of a session with context ``user_id`` and, when
-    given, its own ``statement_timeout`` (seconds); bad values raise ``InvalidInput``."""
+    given, its own ``statement_timeout`` (seconds) and the database's transaction-local
+    ``settings`` (``core/pooler.py``); bad values raise ``InvalidInput``.
+    ``read_only`` (a replica session's) begins explicit transactions ``READ ONLY``."""
     checked = check_user_id(user_id)
     timeout = (
         None
@@ -73,7 +98,9 @@ def transaction_start(
             {"timeout": str(timeout_ms(statement_timeout, "statement_timeout"))}
         )
     )
-    return TransactionStart(checked, _context(checked), timeout)
+    return TransactionStart(
+        checked, _context(checked), timeout, read_only=read_only, settings=settings
+    )
 
 
 def _context(user_id: int | None) -> BoundStatement:

@@ -25,6 +25,8 @@ from collections.abc import (
 from itertools import islice
 from typing import Any, TypeVar
 
+import psycopg
+
 T = TypeVar("T")
 
 AItems = Iterable[T] | AsyncIterable[T]
@@ -36,6 +38,11 @@ AWrite = Callable[[], Awaitable[T]]
 """A write an async repository runs under its locks (retried): a coroutine function."""
 Write = Callable[[], T]
 """A write a sync repository runs under its locks (retried)."""
+
+AsyncLoginCheck = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
+"""A check run on each new pooled connection (the database's login check), async."""
+LoginCheck = Callable[[psycopg.Connection[Any]], None]
+"""The same check, for threads (``AsyncLoginCheck`` renamed by the generator)."""
 
 asleep = asyncio.sleep
 sleep = time.sleep

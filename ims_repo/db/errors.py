@@ -16,6 +16,7 @@ from ims_repo.core.errors import (
     ImsRepoError,
     InvalidInput,
     PermissionDenied,
+    ReadOnlySession,
     StatementTimeout,
     TransactionAborted,
     TransactionConflict,
@@ -46,6 +47,9 @@ def map_error(error: psycopg.Error, statement: Statement | None = None) -> ImsRe
         kind, text = ForeignKeyViolation, f"{primary}{detail}"  # names both tables
     elif isinstance(error, pg.InsufficientPrivilege):
         kind, text = PermissionDenied, f"{about}: {primary}"
+    elif isinstance(error, pg.ReadOnlySqlTransaction):
+        # A write in a READ ONLY transaction (a replica session's raw SQL) or on a standby.
+        kind, text = ReadOnlySession, f"refused, the session is read-only: {primary}"
     elif isinstance(error, pg.InFailedSqlTransaction):
         kind = TransactionAborted
         text = "the transaction was aborted by an earlier error; call rollback() to start over"

@@ -9,20 +9,26 @@ modules add theirs with ``@main.command()`` (and read the URL with
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import click
 import psycopg
+from click.shell_completion import CompletionItem
 
 from ims_repo.core.errors import ImsRepoError, UnsafeLogin
+from ims_repo.core.loader import Statement
 from ims_repo.db import Database
 from ims_repo.services import migrations
+from ims_repo.services.checks import Problem
 from ims_repo.services.importer import (
     DEFAULT_BATCH_SIZE,
     SHOWN_REJECTS,
@@ -138,6 +144,12 @@ def status() -> None:
         click.echo(f"{'applied' if applied else 'pending':8} {migration_id}")
     pending = sum(1 for _, applied in rows if not applied)
     click.echo(f"{len(rows) - pending} applied, {pending} pending")
+    from ims_repo.services.migration_lock import lock_holder
+
+    with errors_as_click():
+        holder = lock_holder(database_url())
+    if holder is not None:
+        click.echo(f"locked by {holder} (if that run has died: ims-repo break-lock)")
 
 
 @main.command("grant-login")
@@ -197,23 +209,73 @@ def demo(private_server: bool) -> None:
 # --- for DBAs: the named statements ---------------------------------------------------
 
 
+def _complete_statement(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of a statement NAME: every ``file.name`` (and a bare ``name``
+    only one file has) starting with what was typed, each with its comment's first
+    sentence as help."""
+    from ims_repo.core import loader
+
+    every = [s for f in loader.packaged_files() for s in f.statements.values()]
+    counts = Counter(statement.name for statement in every)
+    items: dict[str, str] = {}
+    for statement in every:
+        names = [statement.label] + ([statement.name] if counts[statement.name] == 1 else [])
+        for name in names:
+            if name.startswith(incomplete):
+                items.setdefault(name, _first_sentence(statement.doc))
+    return [CompletionItem(name, help=text) for name, text in sorted(items.items())]
+
+
+_FORMAT = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON document on standard output, for tools and CI.",
+)
+
+
+def _statement_json(statement: Statement) -> dict[str, Any]:
+    """A statement as ``queries --format json`` shows it (a documented, stable shape)."""
+    return {
+        "name": statement.label,
+        "file": statement.file,
+        "line": statement.line,
+        "kind": statement.kind.value,
+        "doc": statement.doc,
+        "params": list(statement.params),
+        "slots": list(statement.slots),
+        "read_only": statement.read_only,
+        "sql": statement.sql,
+    }
+
+
 @main.command()
 @database_option
-@click.argument("name", required=False)
-def queries(name: str | None) -> None:
+@click.argument("name", required=False, shell_complete=_complete_statement)
+@_FORMAT
+def queries(name: str | None, output_format: str) -> None:
     """List every named statement, or print statement NAME as written.
 
     NAME is file.name (users.get_by_username) or a name only one file has
-    (get_by_username). Needs no database.
+    (get_by_username). Needs no database. With --format json: a list of statements
+    (one object for NAME) with name, file, line, kind, doc, params, slots, read_only
+    and sql.
     """
     from ims_repo.core import loader
 
     files = loader.packaged_files()
     if name is None:
+        every = [s for query_file in files for s in query_file.statements.values()]
+        if output_format == "json":
+            click.echo(json.dumps([_statement_json(s) for s in every], indent=2))
+            return
         rows = [
             (statement.label, f":{statement.kind.value}", statement.location, statement.doc)
-            for query_file in files
-            for statement in query_file.statements.values()
+            for statement in every
         ]
         widths = [max(len(row[column]) for row in rows) for column in range(3)]
         for label, kind, location, doc in rows:
@@ -227,6 +289,9 @@ def queries(name: str | None) -> None:
 
     with errors_as_click():
         statement = find_statement(name, files)
+    if output_format == "json":
+        click.echo(json.dumps(_statement_json(statement), indent=2))
+        return
     path = loader.load(Path(statement.file).stem).path
     click.echo(f"-- {_shown_path(path)}:{statement.line}")
     click.echo(_as_written(path, statement.line))
@@ -234,7 +299,7 @@ def queries(name: str | None) -> None:
 
 @main.command()
 @database_option
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_statement)
 @click.option(
     "--param",
     "params",
@@ -256,14 +321,22 @@ def queries(name: str | None) -> None:
     is_flag=True,
     help="EXPLAIN (ANALYZE, BUFFERS): run it, in a transaction that is rolled back.",
 )
+@_FORMAT
 def explain(
-    name: str, params: tuple[str, ...], nulls: tuple[str, ...], user_id: int | None, analyze: bool
+    name: str,
+    params: tuple[str, ...],
+    nulls: tuple[str, ...],
+    user_id: int | None,
+    analyze: bool,
+    output_format: str,
 ) -> None:
     """Show the plan of statement NAME, as the runtime role ims_app.
 
     Parameters get sample values (an existing key where there is one, else a value of
     the parameter's type) unless given; {filters} and {order_by} take their defaults.
-    Nothing persists: the transaction is always rolled back.
+    Nothing persists: the transaction is always rolled back. With --format json the
+    output is EXPLAIN (FORMAT JSON)'s document alone, as pev2 / explain.dalibo.com read
+    it (the circumstances go to standard error).
     """
     from ims_repo.core.errors import ImsRepoError
     from ims_repo.services import explain as explaining
@@ -275,56 +348,176 @@ def explain(
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
         given[key.strip(":")] = value
     given.update({key.strip(":"): None for key in nulls})
+    as_json = output_format == "json"
     try:
         with errors_as_click():
             statement = explaining.find_statement(name)
             result = explaining.explain(
-                database_url(), statement, params=given, user_id=user_id, analyze=analyze
+                database_url(),
+                statement,
+                params=given,
+                user_id=user_id,
+                analyze=analyze,
+                json=as_json,
             )
     except ImsRepoError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"-- {statement.label} ({statement.location}) :{statement.kind.value}")
-    click.echo(f"-- as role {result.role} (login {result.login}); context: {result.context}")
+    say = partial(click.echo, err=as_json)
+    say(f"-- {statement.label} ({statement.location}) :{statement.kind.value}")
+    say(f"-- as role {result.role} (login {result.login}); context: {result.context}")
     for line in explaining.describe_samples(result.samples):
-        click.echo(f"-- {line}")
+        say(f"-- {line}")
     if statement.slots:
         from ims_repo.core.loader import SLOT_DEFAULTS
 
         slots = ", ".join(f"{{{slot}}} = {SLOT_DEFAULTS[slot]}" for slot in statement.slots)
-        click.echo(f"-- {slots} (defaults)")
+        say(f"-- {slots} (defaults)")
     if result.analyzed:
-        click.echo("-- EXPLAIN (ANALYZE, BUFFERS): it ran, in a transaction rolled back after")
+        say("-- EXPLAIN (ANALYZE, BUFFERS): it ran, in a transaction rolled back after")
     else:
-        click.echo("-- EXPLAIN: planned, not run")
+        say("-- EXPLAIN: planned, not run")
     for line in result.plan:
         click.echo(line)
 
 
 @main.command()
 @database_option
-def check() -> None:
-    """Verify every named statement against the live schema, as the runtime role.
+@click.option(
+    "--plans",
+    is_flag=True,
+    help="Also plan every statement on a user-owned table for an ordinary user (with "
+    "enable_seqscan off) and report any that reads a whole user-owned table.",
+)
+@click.option(
+    "--user",
+    "user_id",
+    type=int,
+    default=None,
+    metavar="ID",
+    help="The ordinary user --plans plans for [default: the first non-admin user].",
+)
+@click.option(
+    "--citus",
+    is_flag=True,
+    help="Also report statements on the user_id-distributed tables (docs/SCALING.md) "
+    "that neither filter nor join on user_id: multi-shard under Citus.",
+)
+@click.option(
+    "--file",
+    "extra_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="PATH",
+    help="Check this application .sql file too (ims_repo.QueryFile); repeatable.",
+)
+@_FORMAT
+def check(
+    plans: bool,
+    user_id: int | None,
+    citus: bool,
+    extra_files: tuple[str, ...],
+    output_format: str,
+) -> None:
+    """Verify the statements and the row-level security of the live schema.
 
-    The same check the test suite runs: each statement is parsed, described and planned
-    (never run) and compared with the record it fills. Exits 1 on any problem.
+    Statements: each is parsed, described and planned (never run) as the runtime role
+    and compared with the record it fills. Security: RLS enabled and forced on every
+    table; on each user-owned table a policy for ims_app with USING and WITH CHECK,
+    comparing user_id with the context read once, in (SELECT ...); no SECURITY DEFINER
+    function without a fixed search_path; no grant to ims_app beyond what the
+    statements need (docs/SECURITY.md lists every rule). Exits 1 on any problem, each
+    named by file:line or by the database object.
+
+    --format json prints {"ok", "role", "checks", "statements", "problems": [{"check",
+    "location", "object", "message"}]}; location is file:line or null.
     """
     from ims_repo.core import loader
     from ims_repo.core.errors import ImsRepoError
     from ims_repo.services.checks import RUNTIME_ROLE, check_statements
+    from ims_repo.services.security_checks import check_security
 
+    url = database_url()
+    app_files = [loader.QueryFile(path) for path in extra_files]
+    files = [*loader.packaged_files(), *app_files]
+    problems: list[dict[str, Any]] = []
+    checks = ["statements", "security"]
     try:
         with errors_as_click():
-            problems = check_statements(database_url())
+            found = check_statements(url)
+            if app_files:
+                found += check_statements(url, app_files)
+            problems += [_problem_json("statement", p) for p in found]
+            problems += [
+                {"check": f.check, "location": None, "object": f.object, "message": f.message}
+                for f in check_security(url, files)
+            ]
+            if plans:
+                from ims_repo.services.plan_checks import check_plans
+
+                checks.append("plans")
+                problems += [
+                    _problem_json("plan", p) for p in check_plans(url, files, user_id=user_id)
+                ]
+            if citus:
+                from ims_repo.services.citus_checks import check_distribution
+
+                checks.append("citus")
+                problems += [_problem_json("citus", p) for p in check_distribution(files)]
     except ImsRepoError as error:
         raise click.ClickException(str(error)) from error
-    count = sum(len(query_file.statements) for query_file in loader.packaged_files())
+    count = sum(len(query_file.statements) for query_file in files)
+    if output_format == "json":
+        document = {
+            "ok": not problems,
+            "role": RUNTIME_ROLE,
+            "checks": checks,
+            "statements": count,
+            "problems": problems,
+        }
+        click.echo(json.dumps(document, indent=2))
+        if problems:
+            click.get_current_context().exit(1)
+        return
     for problem in problems:
-        click.echo(str(problem))
+        where = f"{problem['location']}: " if problem["location"] else ""
+        click.echo(f"{where}{problem['object']}: {problem['message']}")
     if problems:
         raise click.ClickException(
-            f"{len(problems)} problem(s) in {count} statements (checked as role {RUNTIME_ROLE})"
+            f"{len(problems)} problem(s) in {count} statements and the schema "
+            f"(checked {', '.join(checks)} as role {RUNTIME_ROLE})"
         )
     click.echo(f"{count} statements OK (checked as role {RUNTIME_ROLE})")
+    click.echo(
+        f"row-level security OK: tables, policies, definer functions, grants of {RUNTIME_ROLE}"
+    )
+    if plans:
+        click.echo("plans OK: no statement reads a whole user-owned table for an ordinary user")
+    if citus:
+        click.echo("citus OK: every statement on a distributed table filters on user_id")
+
+
+def _problem_json(check: str, problem: Problem) -> dict[str, Any]:
+    return {
+        "check": check,
+        "location": problem.location,
+        "object": problem.statement,
+        "message": problem.message,
+    }
+
+
+@main.command("break-lock")
+@database_option
+def break_lock() -> None:
+    """Remove the migration lock left by a crashed migrate or rollback.
+
+    yoyo keeps its lock as a row of its table yoyo_lock; a run killed mid-way leaves it
+    and every later run waits, then fails. Break it only when that run is dead.
+    """
+    from ims_repo.services import migration_lock
+
+    with errors_as_click():
+        holder = migration_lock.break_lock(database_url())
+    click.echo(f"removed the migration lock held by {holder}")
 
 
 def _first_sentence(doc: str) -> str:

@@ -27,6 +27,7 @@ returns.
 from __future__ import annotations
 
 import difflib
+import json as json_module
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,7 +89,8 @@ class Explained:
     context: str  # the RLS context in words
     samples: tuple[Sample, ...]
     analyzed: bool
-    plan: tuple[str, ...]
+    plan: tuple[str, ...]  # EXPLAIN's text lines; for FORMAT JSON, the JSON text
+    document: list[Any] | None = None  # EXPLAIN (FORMAT JSON)'s document, parsed
 
 
 def find_statement(name: str, files: Iterable[QueryFile] | None = None) -> Statement:
@@ -121,12 +123,17 @@ def explain(
     user_id: int | None = None,
     analyze: bool = False,
     role: str = RUNTIME_ROLE,
+    json: bool = False,
+    settings: Mapping[str, str] | None = None,
 ) -> Explained:
     """``EXPLAIN`` ``statement`` on ``conninfo`` as ``role`` in ``user_id``'s context.
 
     ``params`` overrides sample values by parameter name (text, cast by the server;
     ``None`` is NULL). With ``analyze`` the statement runs (``EXPLAIN (ANALYZE,
     BUFFERS)``); the transaction is rolled back in every case, so nothing persists.
+    ``json`` asks for ``EXPLAIN (FORMAT JSON)`` (the input of plan visualisers such as
+    pev2 / explain.dalibo.com); ``settings`` are planner settings set for the
+    transaction only (``SET LOCAL``, e.g. ``{"enable_seqscan": "off"}``).
     """
     given = dict(params or {})
     unknown = sorted(set(given) - set(statement.params))
@@ -149,6 +156,8 @@ def explain(
             if user_id is not None:
                 bound = _SET_CONTEXT.bind({"user_id": user_id})
                 connection.execute(bound.text, bound.params)
+            for setting, value in (settings or {}).items():
+                connection.execute("SELECT pg_catalog.set_config(%s, %s, TRUE)", [setting, value])
             context = _describe_context(connection, user_id)
             _create_temporary_tables(connection, statement)
             types = _parameter_types(connection, statement)
@@ -156,12 +165,20 @@ def explain(
                 _sample(connection, statement, name, types[name], given, user_id)
                 for name in statement.params
             )
-            options = " (ANALYZE, BUFFERS)" if analyze else ""
+            flags = [
+                *(["ANALYZE", "BUFFERS"] if analyze else []),
+                *(["FORMAT JSON"] if json else []),
+            ]
+            options = f" ({', '.join(flags)})" if flags else ""
             values = {sample.name: sample.value for sample in samples}
             # Always a mapping, even an empty one: psycopg then reads %% as %.
             rows = connection.execute(f"EXPLAIN{options} {statement.query}", values).fetchall()
         finally:
             connection.rollback()
+    document: list[Any] | None = None
+    if json:
+        document = rows[0][0] if isinstance(rows[0][0], list) else json_module.loads(rows[0][0])
+        rows = [(json_module.dumps(document, indent=2),)]
     return Explained(
         statement=statement,
         login=login,
@@ -170,6 +187,7 @@ def explain(
         samples=samples,
         analyzed=analyze,
         plan=tuple(str(row[0]) for row in rows),
+        document=document,
     )
 
 

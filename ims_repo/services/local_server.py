@@ -12,6 +12,10 @@ reach; loopback TCP needs neither). ``pg_ctl`` refuses to run as root, so as roo
 command runs as the ``postgres`` OS user (``runuser``) on files chowned to it, as
 Debian's own cluster scripts do.
 
+A streaming standby of a running private server (``server.standby()``) is made the same
+way from ``pg_basebackup -R`` instead of ``initdb``, for the replica and failover tests:
+``promote()`` makes it a primary, ``stop(mode="immediate")`` kills a server as a crash would.
+
 The binaries are ``initdb``/``pg_ctl`` on ``PATH``, else Debian's newest
 ``/usr/lib/postgresql/<version>/bin`` (15 or later). This module imports neither pytest
 nor the rest of ims_repo.
@@ -27,6 +31,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -95,7 +100,10 @@ def find_bindir() -> Path | None:
     """The directory of ``initdb``/``pg_ctl``: on PATH, else Debian's newest ≥ 15."""
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb"):
-        return Path(on_path).parent
+        # A symlinked pg_ctl (/usr/local/bin -> /usr/lib/postgresql/15/bin): its real
+        # directory also holds the tools not linked onto PATH (pg_basebackup).
+        real = Path(on_path).resolve().parent
+        return real if (real / "initdb").exists() else Path(on_path).parent
     debian = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
     for bindir in sorted(debian, key=lambda p: int(p.parent.name), reverse=True):
         if int(bindir.parent.name) >= 15 and (bindir / "initdb").exists():
@@ -173,11 +181,26 @@ class LocalServer:
     and finds its databases again. If a server from an earlier run is still running on
     that data, ``start()`` uses it and ``stop()`` leaves it running (it is not ours).
 
+    ``settings`` (``name=value``) are passed to the server after the defaults, so they
+    win (``synchronous_commit=on`` for a primary whose commits a standby must confirm).
+    ``primary``: the server is a streaming standby of that one (see ``standby()``).
+
     Use as a context manager, or call ``start()`` and ``stop()``.
     """
 
-    def __init__(self, bindir: Path, *, root: Path | None = None) -> None:
+    def __init__(
+        self,
+        bindir: Path,
+        *,
+        root: Path | None = None,
+        settings: Sequence[str] = (),
+        primary: PgServer | None = None,
+    ) -> None:
         self.bindir = bindir
+        self.settings = tuple(settings)
+        self.primary = primary
+        self.server: PgServer | None = None
+        """The running server, once ``start()`` returned."""
         self.run_as = SERVER_OS_USER if os.geteuid() == 0 else None
         self.keep = root is not None
         self.root = root if root is not None else Path(_make_temp_root())
@@ -208,15 +231,34 @@ class LocalServer:
                 shutil.rmtree(self.root, ignore_errors=True)
             raise
 
-    def stop(self) -> None:
-        """Stop the server if this object started it; delete a temporary root."""
+    def stop(self, *, mode: str = "fast") -> None:
+        """Stop the server if this object started it; delete a temporary root.
+
+        ``mode`` is ``pg_ctl``'s: ``fast`` (the default) or ``immediate``, which ends the
+        server at once without a checkpoint, as a crash or a pulled plug would."""
         try:
             if self.started:
-                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+                self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
                 self.started = False
         finally:
             if not self.keep:
                 shutil.rmtree(self.root, ignore_errors=True)
+
+    def standby(self, *, settings: Sequence[str] = ()) -> LocalServer:
+        """A new throwaway server that streams from this running one, not started yet:
+        its ``start()`` copies the data with ``pg_basebackup -R`` (which writes the
+        ``primary_conninfo`` and ``standby.signal``) and starts a hot standby on a free
+        port. It is a synchronous standby when this server's ``synchronous_standby_names``
+        names it (``'*'``); that setting is not copied if it was passed in ``settings``
+        or set after the copy, so a promoted standby does not wait for a standby of its own.
+        """
+        if self.server is None or not self.started:
+            raise LocalServerError("ims_repo: start the primary before making a standby of it")
+        return LocalServer(self.bindir, settings=settings, primary=self.server)
+
+    def promote(self) -> None:
+        """Make this standby a primary (``pg_ctl promote``, waiting until it accepts writes)."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "promote")
 
     # --- internals ------------------------------------------------------------------
 
@@ -231,11 +273,15 @@ class LocalServer:
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
         running = self._running_port()
         if running is not None:
-            return PgServer("127.0.0.1", running, SUPERUSER, "postgres")
+            self.server = PgServer("127.0.0.1", running, SUPERUSER, "postgres")
+            return self.server
         if not (self.data / "PG_VERSION").exists():
-            self._initdb()
+            if self.primary is not None:
+                self._basebackup(self.primary)
+            else:
+                self._initdb()
         self._check_version()
-        settings = _KEPT_SETTINGS if self.keep else _THROWAWAY_SETTINGS
+        settings = (*(_KEPT_SETTINGS if self.keep else _THROWAWAY_SETTINGS), *self.settings)
         for attempt in range(3):
             port = free_port()
             options = " ".join(
@@ -263,7 +309,8 @@ class LocalServer:
                     raise
                 continue
             self.started = True
-            return PgServer("127.0.0.1", port, SUPERUSER, "postgres", throwaway=True)
+            self.server = PgServer("127.0.0.1", port, SUPERUSER, "postgres", throwaway=True)
+            return self.server
         raise AssertionError("unreachable")
 
     def _initdb(self) -> None:
@@ -275,6 +322,16 @@ class LocalServer:
             shutil.rmtree(self.data, ignore_errors=True)
             self._run("initdb", *initdb, "--no-locale", "--no-sync", "--no-instructions")
         self.initialized = True
+
+    def _basebackup(self, primary: PgServer) -> None:
+        """Copy ``primary``'s data for a standby (``-R``: the recovery settings too)."""
+        shutil.rmtree(self.data, ignore_errors=True)
+        source = f"host={primary.host} port={primary.port} user={primary.user}"
+        self._run(
+            "pg_basebackup",
+            *("-D", str(self.data), "-d", source),
+            *("-R", "-X", "stream", "-c", "fast", "--no-sync"),
+        )
 
     def _check_version(self) -> None:
         """Kept data made by another major version cannot be started by these binaries."""

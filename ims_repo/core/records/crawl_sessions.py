@@ -68,5 +68,8 @@ class DurationStats(BaseModel):
     model_config = RECORD_CONFIG
 
     avg: Decimal | None
+    """Mean ``duration_seconds``; None when no visible session has one."""
     min: int | None
+    """Shortest ``duration_seconds``, or None."""
     max: int | None
+    """Longest ``duration_seconds``, or None."""

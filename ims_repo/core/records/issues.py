@@ -199,9 +199,13 @@ class CrawledIssue(BaseModel):
     model_config = RECORD_CONFIG
 
     issue: Issue
+    """The issue as stored now."""
     crawl_order: int | None
+    """Its place in the session's crawl (``session_issues.crawl_order``), if recorded."""
     crawl_duration_ms: int | None
+    """How long crawling it took, if recorded."""
     crawled_at: datetime
+    """When the session linked it."""
 
 
 class IssueCrawl(BaseModel):
@@ -210,9 +214,13 @@ class IssueCrawl(BaseModel):
     model_config = RECORD_CONFIG
 
     session: CrawlSession
+    """The crawl session (only sessions the context can see)."""
     crawl_order: int | None
+    """The issue's place in that session's crawl, if recorded."""
     crawl_duration_ms: int | None
+    """How long crawling it took, if recorded."""
     crawled_at: datetime
+    """When that session linked it."""
 
 
 class UpsertResult(BaseModel):
@@ -221,8 +229,11 @@ class UpsertResult(BaseModel):
     model_config = RECORD_CONFIG
 
     inserted: int = 0
+    """Issues that were new."""
     updated: int = 0
+    """Stored issues whose crawled fields changed."""
     unchanged: int = 0
+    """Stored issues crawled again with nothing changed (only the crawl count moved)."""
 
 
 class SearchHit(BaseModel):
@@ -236,3 +247,5 @@ class SearchHit(BaseModel):
     product: str
     status: str | None
     rank: float
+    """Relevance, higher first: ``ts_rank`` for a full-text hit (> 0), 0 or less for a
+    title that merely contains the query's words (``s.search.issues``)."""

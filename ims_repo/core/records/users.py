@@ -60,7 +60,9 @@ class UserWithSessions(BaseModel):
     model_config = RECORD_CONFIG
 
     user: User
+    """The user."""
     sessions: list[CrawlSession]
+    """Their crawl sessions that the context can see, oldest first."""
 
 
 class UserStats(BaseModel):

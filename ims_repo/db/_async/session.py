@@ -42,50 +42,62 @@ class AsyncSession(AsyncRunner):
 
     @cached_property
     def users(self) -> AsyncUserRepository:
+        """``ims.users``: the accounts whose context a session takes (shared by every user)."""
         return AsyncUserRepository(self)
 
     @cached_property
     def crawl_sessions(self) -> AsyncCrawlSessionRepository:
+        """``ims.crawl_sessions``: crawl runs and their JSON metadata (the context's own)."""
         return AsyncCrawlSessionRepository(self)
 
     @cached_property
     def issues(self) -> AsyncIssueRepository:
+        """``ims.issues``: crawled issues, their upserts, counts and nested loads (shared)."""
         return AsyncIssueRepository(self)
 
     @cached_property
     def session_issues(self) -> AsyncSessionIssueRepository:
+        """``ims.session_issues``: which issues a crawl session crawled (the context's own)."""
         return AsyncSessionIssueRepository(self)
 
     @cached_property
     def comments(self) -> AsyncCommentRepository:
+        """``ims.issue_comments``: comments of issues (shared, deleted with the issue)."""
         return AsyncCommentRepository(self)
 
     @cached_property
     def history(self) -> AsyncHistoryRepository:
+        """``ims.issue_history``: field changes of issues from the IMS (shared)."""
         return AsyncHistoryRepository(self)
 
     @cached_property
     def attachments(self) -> AsyncAttachmentRepository:
+        """``ims.attachments``: files attached to issues (shared)."""
         return AsyncAttachmentRepository(self)
 
     @cached_property
     def search_queries(self) -> AsyncSearchQueryRepository:
+        """``ims.search_queries``: the search log (the context's own)."""
         return AsyncSearchQueryRepository(self)
 
     @cached_property
     def session_errors(self) -> AsyncSessionErrorRepository:
+        """``ims.session_errors``: errors met by crawl sessions (the context's own)."""
         return AsyncSessionErrorRepository(self)
 
     @cached_property
     def analytics(self) -> AsyncAnalyticsRepository:
+        """``ims.analytics_daily``/``_monthly``: per-user figures, and their refresh."""
         return AsyncAnalyticsRepository(self)
 
     @cached_property
     def audit(self) -> AsyncAuditRepository:
+        """``ims.audit_log``: who changed which user, issue or crawl session (read-only)."""
         return AsyncAuditRepository(self)
 
     @cached_property
     def search(self) -> AsyncSearchRepository:
+        """Full-text search over issues (``ims.search_issues``), best hits first."""
         return AsyncSearchRepository(self)
 
 

@@ -7,14 +7,16 @@ The database owns a psycopg-pool pool of autocommit connections (each session op
 own transactions, see ``runner.py``) and refuses to run as a login that would bypass
 row-level security, unless told to act as the runtime role or to bypass on purpose.
 ``Database`` (threads) opens in its constructor; ``AsyncDatabase`` (asyncio) opens in
-``await db.open()`` or ``async with``, or at its first session.
+``await db.open()`` or ``async with``, or at its first session. Read replicas, when
+given, have a pool each (``replicas.py``).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from time import monotonic
 from types import TracebackType
@@ -26,15 +28,29 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ims_repo.core.errors import DatabaseUnavailable, InvalidInput, PoolExhausted, UnsafeLogin
 from ims_repo.core.inputs import timeout_ms
+from ims_repo.core.loader import BoundStatement
+from ims_repo.core.pooler import (
+    ConnectionPlan,
+    Pooler,
+    PrepareThreshold,
+    Setting,
+    behind_pooler,
+    check_pooler,
+    plan_connections,
+    settings_statement,
+)
+from ims_repo.core.positions import CommitPosition
 from ims_repo.core.records import UpsertResult
 from ims_repo.db._acompat import Items, Lock
 from ims_repo.db._sync import parallel_upsert
+from ims_repo.db._sync.replicas import Replica, Replicas
 from ims_repo.db._sync.session import Session
 from ims_repo.db.environment import url_from_env
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _LOGIN_CHECK = """
-SELECT current_user AS role, rolsuper AS superuser, rolbypassrls AS bypass_rls
+SELECT current_user AS role, rolsuper AS superuser, rolbypassrls AS bypass_rls,
+    pg_catalog.pg_backend_pid() AS backend_pid
 FROM pg_catalog.pg_roles
 WHERE rolname = current_user
 """
@@ -64,7 +80,28 @@ class Database:
     ``prepare_threshold`` is psycopg's: a statement run that many times on a connection
     is prepared on the server. ``None`` never prepares, which a transaction-pooling
     pgbouncer older than 1.21 needs (each transaction may run on another server
-    connection, which lacks the prepared statement); see docs/SECURITY.md.
+    connection, which lacks the prepared statement); see docs/SECURITY.md. The default,
+    ``"auto"``, is 5 on a direct connection and ``None`` behind a pooler.
+
+    Behind pgbouncer (transaction or session pooling) nothing needs passing: ``open()``
+    detects the pooler from the login check it sends anyway (pgbouncer announces a
+    process id of its own, not the server's ``pg_backend_pid()``; no extra round trip,
+    nothing after ``open()``). Then no statement is prepared on the server, and the
+    role of ``act_as``, the ``statement_timeout`` and the URL's own ``options`` (``-c
+    name=value`` settings only) are set transaction-locally at the start of every
+    transaction, in the pipeline that already carries the RLS context, instead of at
+    login, which pgbouncer refuses. ``pooler="pgbouncer"`` says so without detection
+    (for a pooler that passes the server's process id through), ``pooler="none"``
+    forces a direct connection's behaviour; ``behind_pooler`` tells which applies.
+
+    ``replicas`` are URLs of read replicas (hot standbys streaming from the primary),
+    each with a pool like the primary's (same sizes, options, pooler plan and login
+    check). ``db.session(replica=True)`` runs on one of them, read-only; ``after=`` a
+    primary session's ``s.commit_position`` waits up to ``replica_wait`` seconds for a
+    replica that has replayed that commit. Without a usable replica such a session
+    runs, read-only still, on the primary. ``url`` may be a libpq multi-host URL with
+    ``target_session_attrs=read-write``: after a failover, new connections find the
+    promoted standby.
     """
 
     def __init__(
@@ -78,7 +115,10 @@ class Database:
         timeout: float = 30.0,
         name: str = "ims_repo",
         statement_timeout: float | None = None,
-        prepare_threshold: int | None = 5,
+        prepare_threshold: PrepareThreshold = "auto",
+        pooler: Pooler = "auto",
+        replicas: Sequence[str] = (),
+        replica_wait: float = 1.0,
     ) -> None:
         self._act_as = act_as
         self._bypass_rls = bypass_rls
@@ -90,23 +130,55 @@ class Database:
         self._good_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = (
             weakref.WeakKeyDictionary()
         )
-        self.conninfo = _conninfo(url if url is not None else url_from_env())
+        self._url = _conninfo(url if url is not None else url_from_env())
+        settings: list[Setting] = []
         if act_as is not None:
             if not _ROLE_NAME.match(act_as):
                 raise InvalidInput(f"act_as must be a plain role name, not {act_as!r}")
-            self.conninfo = _with_option(self.conninfo, f"-c role={act_as}")
+            settings.append(("role", act_as))
         if statement_timeout is not None:
             milliseconds = timeout_ms(statement_timeout, "statement_timeout")
-            self.conninfo = _with_option(self.conninfo, f"-c statement_timeout={milliseconds}")
+            settings.append(("statement_timeout", str(milliseconds)))
+        self._settings = tuple(settings)
+        self._pooler = check_pooler(pooler)
+        self._prepare_threshold: PrepareThreshold = prepare_threshold
+        # The plan until open() detects a pooler (auto): a direct connection's.
+        self._plan = self._plan_for(pooled=self._pooler == "pgbouncer")
+        self.conninfo = _with_options(self._url, self._plan.startup_options)
+        self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "prepare_threshold": self._plan.prepare_threshold,
+        }
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             self.conninfo,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
             name=name,
-            kwargs={"autocommit": True, "prepare_threshold": prepare_threshold},
+            kwargs=self._connect_kwargs,
             configure=self._configure,
             open=False,
+        )
+        if isinstance(replicas, str):
+            raise InvalidInput("replicas must be a list of URLs, not one string")
+        if isinstance(replica_wait, bool) or not (
+            isinstance(replica_wait, int | float) and 0 <= replica_wait < math.inf
+        ):
+            raise InvalidInput(f"replica_wait must be seconds (0 or more), not {replica_wait!r}")
+        self._replica_urls = tuple(_conninfo(replica) for replica in replicas)
+        self._replicas = Replicas(
+            [
+                Replica(
+                    _with_options(replica, self._plan.startup_options),
+                    name=f"{name}-replica-{index}",
+                    min_size=min_size,
+                    max_size=max_size,
+                    kwargs=self._connect_kwargs,
+                    check_login=self._check_replica_login,
+                )
+                for index, replica in enumerate(self._replica_urls, 1)
+            ],
+            wait=replica_wait,
         )
         self.open()
 
@@ -115,29 +187,67 @@ class Database:
         """A database from ``IMS_DATABASE_URL`` (else libpq's ``PG*`` variables)."""
         return cls(None, **options)
 
+    @property
+    def behind_pooler(self) -> bool:
+        """Whether connections go through a pooler (named, or detected by ``open()``):
+        then nothing is prepared on the server and no setting is sent at login."""
+        return self._plan.pooled
+
     def open(self) -> None:
-        """Connect: check the login once (``UnsafeLogin``, ``DatabaseUnavailable``), then
-        open the pool. Opening an open database does nothing."""
+        """Connect: check the login once (``UnsafeLogin``, ``DatabaseUnavailable``) and
+        detect a pooler in the same statement, then open the pool. Opening an open
+        database does nothing."""
         if self._opened:
             return
         with self._open_lock:  # the first sessions of many tasks may open at once
             if self._opened:
                 return
-            try:
+            detect = self._pooler == "auto"
+            try:  # detecting: the URL as given, the settings in the check's transaction
                 connection = psycopg.Connection.connect(
-                    self.conninfo, autocommit=True
+                    self._url if detect else self.conninfo, autocommit=True, prepare_threshold=None
                 )
             except psycopg.OperationalError as error:
                 message = " ".join(str(error).split())
+                if "unsupported startup parameter" in message:
+                    message += (
+                        " (a connection pooler refuses settings at login: pass "
+                        "pooler='pgbouncer' and they are set in every transaction)"
+                    )
                 raise DatabaseUnavailable(f"cannot connect to the database: {message}") from error
             with connection:
-                self._check_login(connection)
+                settings = settings_statement(self._settings) if detect else self._plan.settings
+                backend_pid = self._check_login(connection, settings)
+                if detect:
+                    pooled = behind_pooler("auto", connection.info.backend_pid, backend_pid)
+                    self._plan = self._plan_for(pooled=pooled)
+                    self.conninfo = self._pool.conninfo = _with_options(
+                        self._url, self._plan.startup_options
+                    )
+                    self._connect_kwargs["prepare_threshold"] = self._plan.prepare_threshold
+                    for replica, replica_url in zip(
+                        self._replicas.replicas, self._replica_urls, strict=True
+                    ):  # replicas are reached the same way as the primary
+                        replica.conninfo = replica.pool.conninfo = _with_options(
+                            replica_url, self._plan.startup_options
+                        )
             self._pool.open()
+            try:
+                self._replicas.open()
+            except BaseException:
+                self._replicas.close()
+                self._pool.close()
+                raise
             self._opened = True
 
     @contextmanager
     def session(
-        self, user_id: int | None = None, *, statement_timeout: float | None = None
+        self,
+        user_id: int | None = None,
+        *,
+        statement_timeout: float | None = None,
+        replica: bool = False,
+        after: CommitPosition | None = None,
     ) -> Iterator[Session]:
         """A session on one pooled connection with the RLS context ``user_id``.
 
@@ -145,10 +255,26 @@ class Database:
         propagates. ``statement_timeout`` (seconds) caps each statement of this session
         only: it is set transaction-locally with the context, so it never reaches the
         next checkout.
+
+        ``replica=True``: a read-only session, on a replica when one is usable within
+        ``replica_wait`` (else on the primary); a statement that may write raises
+        ``ReadOnlySession`` before it is sent. ``after`` (a primary session's
+        ``commit_position``) picks only a replica that has replayed that commit.
         """
-        connection = self._checkout()
+        if after is not None and not replica:
+            raise InvalidInput("after= is for replica sessions: session(replica=True, after=…)")
+        self.open()
+        lease = self._replicas.checkout(after) if replica else None
+        connection = lease.connection if lease is not None else self._checkout()
         try:
-            session = Session(connection, user_id, statement_timeout=statement_timeout)
+            session = Session(
+                connection,
+                user_id,
+                statement_timeout=statement_timeout,
+                read_only=replica,
+                track_commits=self._replicas.configured and not replica,
+                settings=self._plan.settings,
+            )
             try:
                 yield session
             except BaseException:
@@ -158,11 +284,15 @@ class Database:
                 session.forget_repositories()
             session.close(failed=False)
         finally:
-            if connection.broken:
-                # The server went away (restart, network cut), maybe for every connection:
-                # the pool drops this one, the others are tested at their next checkout.
-                self._losses += 1
-            self._pool.putconn(connection)
+            if lease is not None:
+                self._replicas.release(lease)
+            else:
+                if connection.broken:
+                    # The server went away (restart, network cut), maybe for every
+                    # connection: the pool drops this one, the others are tested at
+                    # their next checkout.
+                    self._losses += 1
+                self._pool.putconn(connection)
 
     def upsert_issues(
         self,
@@ -195,7 +325,8 @@ class Database:
         )
 
     def close(self) -> None:
-        """Close every connection of the pool."""
+        """Close every connection of the pool (and of the replicas' pools)."""
+        self._replicas.close()
         self._pool.close()
 
     def _checkout(self) -> psycopg.Connection[Any]:
@@ -247,15 +378,44 @@ class Database:
     ) -> None:
         self.close()
 
+    def _plan_for(self, *, pooled: bool) -> ConnectionPlan:
+        return plan_connections(
+            str(conninfo_to_dict(self._url).get("options") or ""),
+            self._settings,
+            pooled=pooled,
+            prepare_threshold=self._prepare_threshold,
+        )
+
     def _configure(self, connection: psycopg.Connection[Any]) -> None:
         """Set up a new pooled connection: refuse an unsafe login, mark it good."""
-        self._check_login(connection)
+        self._check_login(connection, self._plan.settings)
         self._good_at[connection] = self._losses
 
-    def _check_login(self, connection: psycopg.Connection[Any]) -> None:
-        """Fail closed: refuse a connection whose role would see every row."""
-        row = (connection.execute(_LOGIN_CHECK)).fetchone()
-        role, superuser, bypass_rls = row if row is not None else ("?", True, True)
+    def _check_replica_login(self, connection: psycopg.Connection[Any]) -> None:
+        """The login check of a replica's new connection: the primary's, with its plan."""
+        self._check_login(connection, self._plan.settings)
+
+    def _check_login(
+        self, connection: psycopg.Connection[Any], settings: BoundStatement | None
+    ) -> int:
+        """Fail closed: refuse a connection whose role would see every row; the server
+        process's id.
+
+        ``settings`` (the role of ``act_as`` behind a pooler) are set for the check's
+        transaction only, as every transaction of a session sets them: one pipeline,
+        one implicit transaction, so the check sees the role the sessions will have."""
+        try:
+            with connection.pipeline():
+                if settings is not None:
+                    connection.execute(settings.text, settings.params)
+                cursor = connection.execute(_LOGIN_CHECK)
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise UnsafeLogin(
+                f"the login {connection.info.user!r} may not act as {self._act_as!r}: "
+                f"{error}. Grant it the role, or connect as a runtime login."
+            ) from error
+        row = cursor.fetchone()
+        role, superuser, bypass_rls, backend_pid = row if row is not None else ("?", True, True, 0)
         if self._act_as is not None and role != self._act_as:
             raise UnsafeLogin(f"connection runs as {role!r}, not as act_as={self._act_as!r}")
         if (superuser or bypass_rls) and not self._bypass_rls:
@@ -266,6 +426,7 @@ class Database:
                 "or pass act_as='ims_app' to run as the runtime role, or bypass_rls=True "
                 "for a maintenance job that must see every row."
             )
+        return int(backend_pid)
 
 
 def _conninfo(url: str) -> str:
@@ -275,9 +436,14 @@ def _conninfo(url: str) -> str:
         raise InvalidInput(f"not a valid database URL: {error}") from error
 
 
-def _with_option(conninfo: str, option: str) -> str:
-    """``conninfo`` with ``option`` (``-c name=value``) added to its server options."""
-    options = conninfo_to_dict(conninfo).get("options") or ""
-    return make_conninfo(conninfo, options=f"{options} {option}".strip())
+def _with_options(conninfo: str, options: str) -> str:
+    """``conninfo`` with ``options`` as its server options (none when empty)."""
+    if options:
+        return make_conninfo(conninfo, options=options)
+    params = conninfo_to_dict(conninfo)
+    if "options" not in params:
+        return conninfo
+    del params["options"]
+    return make_conninfo("", **params)
 
 

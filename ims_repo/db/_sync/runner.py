@@ -5,8 +5,9 @@
 
 How the context is kept from leaking (SPEC §3): connections are in autocommit mode, and
 the runner opens each transaction itself, sending in one pipelined round trip what
-``ims_repo.core.transaction`` says a transaction begins with (``BEGIN``, the
-transaction-local RLS context, the session's timeout) and the first statement. Commit,
+``ims_repo.core.transaction`` says a transaction begins with (``BEGIN``, behind a
+connection pooler the settings a direct connection sends at login, the transaction-local
+RLS context, the session's timeout) and the first statement. Commit,
 rollback, an exception, a cancelled task or a lost connection all end the transaction,
 and with it the setting, so the next checkout of the connection starts with none.
 
@@ -14,6 +15,11 @@ A read-only named statement (``Statement.read_only``) met outside a transaction 
 ``BEGIN``: the context and the statement go in one pipeline, whose single Sync makes them
 one implicit transaction that ends with the result. A checkout that only reads thus
 costs one round trip per statement and no ``COMMIT``.
+
+A read-only runner (a replica session's) refuses, before sending it, any named statement
+that is not read-only, and begins its explicit transactions ``READ ONLY``. A runner that
+tracks commits (a primary session of a database with replicas) asks for the WAL position
+in the same round trip as each ``COMMIT`` (``commit_position``); others send nothing more.
 
 Rows come back as tuples and are zipped with the result's column names (decoded once per
 result) into the mapping pydantic validates: cheaper than psycopg's ``dict_row``. A
@@ -39,10 +45,13 @@ from ims_repo.core.errors import (
     DatabaseError,
     DatabaseUnavailable,
     InvalidInput,
+    ReadOnlySession,
     TransactionAborted,
 )
 from ims_repo.core.inputs import unstorable
 from ims_repo.core.loader import BoundStatement, Statement
+from ims_repo.core.positions import CommitPosition
+from ims_repo.core.statements.replication import COMMIT_POSITION
 from ims_repo.core.transaction import transaction_start
 from ims_repo.db.errors import map_error
 
@@ -60,9 +69,19 @@ class Runner:
         user_id: int | None,
         *,
         statement_timeout: float | None = None,
+        read_only: bool = False,
+        track_commits: bool = False,
+        settings: BoundStatement | None = None,
     ) -> None:
         self._connection = connection
-        self._start = transaction_start(user_id, statement_timeout=statement_timeout)
+        self._start = transaction_start(
+            user_id, statement_timeout=statement_timeout, read_only=read_only, settings=settings
+        )
+        self._track_commits = track_commits
+        self.commit_position: CommitPosition | None = None
+        """Where the last commit of this session ended in the primary's WAL, to pass as
+        ``db.session(replica=True, after=…)``; None before the first commit, and always
+        on a database without replicas (nothing to wait for)."""
         self.statements_sent = 0
         """Statements sent for the caller (not counting BEGIN, context and COMMIT)."""
 
@@ -76,8 +95,15 @@ class Runner:
     def set_user(self, user_id: int | None) -> None:
         """Change the RLS context, at once and for the rest of the block."""
         self._start = self._start.with_user(user_id)
-        if self.in_transaction:
-            self._send(self._start.context, self._connection.cursor())
+        if self.in_transaction:  # not _send: a replica session may change its context
+            context = self._start.context
+            cursor = self._connection.cursor()
+            self._execute(cursor, context.text, context.params, context.statement)
+
+    @property
+    def read_only(self) -> bool:
+        """True on a replica session: only read-only statements may run (``ReadOnlySession``)."""
+        return self._start.read_only
 
     @property
     def time_zone(self) -> str:
@@ -87,6 +113,7 @@ class Runner:
 
     @property
     def in_transaction(self) -> bool:
+        """True while a transaction is open on the connection, a failed one included."""
         # pgconn, not info: ``connection.info`` builds a new object on every read.
         return self._connection.pgconn.transaction_status != TransactionStatus.IDLE
 
@@ -225,6 +252,7 @@ class Runner:
         the session's transaction, begun first with the context when idle: COPY cannot
         run inside the pipeline that begins it.
         """
+        self.refuse_write(bound.statement)
         self._begin_if_idle()
         self.statements_sent += 1
         cursor = self._connection.cursor()
@@ -245,6 +273,9 @@ class Runner:
         The escape hatch of the usage guide. Pass every value as a parameter: SQL text
         must never be built from input. Without ``params`` the text is sent as it is
         (a ``%`` needs no doubling); with them, psycopg's rules apply (``%%``).
+
+        On a replica session the text runs in a ``READ ONLY`` transaction: the server
+        refuses a write, raised as ``ReadOnlySession`` (raw SQL is not parsed here).
         """
         cursor: psycopg.Cursor[DictRow] = self._connection.cursor(row_factory=dict_row)
         self._execute(cursor, sql, params, None)
@@ -258,6 +289,7 @@ class Runner:
     def _send(
         self, bound: BoundStatement, cursor: psycopg.Cursor[Row]
     ) -> psycopg.Cursor[Row]:
+        self.refuse_write(bound.statement)
         return self._execute(cursor, bound.text, bound.params, bound.statement)
 
     def _execute(
@@ -287,6 +319,17 @@ class Runner:
             raise map_error(error, statement) from error
         return cursor
 
+    def refuse_write(self, statement: Statement) -> None:
+        """On a read-only session, raise the ``ReadOnlySession`` that sending
+        ``statement`` would raise, sending nothing (also for a caller that must send
+        something else first, such as a savepoint)."""
+        if self._start.read_only and not statement.read_only:
+            raise ReadOnlySession(
+                f"{statement.label} ({statement.location}) may change data, and this "
+                "session is read-only (db.session(replica=True)); nothing was sent. "
+                "Run it in a session on the primary, db.session()"
+            )
+
     def _begin_if_idle(self) -> None:
         if not self.in_transaction:
             try:
@@ -300,7 +343,10 @@ class Runner:
         if not self.in_transaction:
             return
         try:
-            self._connection.execute(command)
+            if command == "COMMIT" and self._track_commits:
+                self._commit_tracked()
+            else:
+                self._connection.execute(command)
         except psycopg.Error as error:
             mapped = map_error(error)
             if command == "COMMIT" and isinstance(mapped, DatabaseUnavailable):
@@ -309,6 +355,16 @@ class Runner:
                     "been committed (it was not if an earlier statement already met the loss)"
                 )
             raise mapped from error
+
+    def _commit_tracked(self) -> None:
+        """COMMIT and ask for the WAL position in one round trip (``commit_position``)."""
+        cursor = self._connection.cursor()
+        with self._connection.pipeline():
+            self._connection.execute("COMMIT")
+            cursor.execute(COMMIT_POSITION.query)
+        row = cursor.fetchone()
+        if row is not None and row[0] is not None:
+            self.commit_position = CommitPosition.parse(row[0])
 
 
 def _names(cursor: psycopg.Cursor[Any]) -> list[str]:

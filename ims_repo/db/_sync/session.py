@@ -45,50 +45,62 @@ class Session(Runner):
 
     @cached_property
     def users(self) -> UserRepository:
+        """``ims.users``: the accounts whose context a session takes (shared by every user)."""
         return UserRepository(self)
 
     @cached_property
     def crawl_sessions(self) -> CrawlSessionRepository:
+        """``ims.crawl_sessions``: crawl runs and their JSON metadata (the context's own)."""
         return CrawlSessionRepository(self)
 
     @cached_property
     def issues(self) -> IssueRepository:
+        """``ims.issues``: crawled issues, their upserts, counts and nested loads (shared)."""
         return IssueRepository(self)
 
     @cached_property
     def session_issues(self) -> SessionIssueRepository:
+        """``ims.session_issues``: which issues a crawl session crawled (the context's own)."""
         return SessionIssueRepository(self)
 
     @cached_property
     def comments(self) -> CommentRepository:
+        """``ims.issue_comments``: comments of issues (shared, deleted with the issue)."""
         return CommentRepository(self)
 
     @cached_property
     def history(self) -> HistoryRepository:
+        """``ims.issue_history``: field changes of issues from the IMS (shared)."""
         return HistoryRepository(self)
 
     @cached_property
     def attachments(self) -> AttachmentRepository:
+        """``ims.attachments``: files attached to issues (shared)."""
         return AttachmentRepository(self)
 
     @cached_property
     def search_queries(self) -> SearchQueryRepository:
+        """``ims.search_queries``: the search log (the context's own)."""
         return SearchQueryRepository(self)
 
     @cached_property
     def session_errors(self) -> SessionErrorRepository:
+        """``ims.session_errors``: errors met by crawl sessions (the context's own)."""
         return SessionErrorRepository(self)
 
     @cached_property
     def analytics(self) -> AnalyticsRepository:
+        """``ims.analytics_daily``/``_monthly``: per-user figures, and their refresh."""
         return AnalyticsRepository(self)
 
     @cached_property
     def audit(self) -> AuditRepository:
+        """``ims.audit_log``: who changed which user, issue or crawl session (read-only)."""
         return AuditRepository(self)
 
     @cached_property
     def search(self) -> SearchRepository:
+        """Full-text search over issues (``ims.search_issues``), best hits first."""
         return SearchRepository(self)
 
 

@@ -56,7 +56,24 @@ class AsyncSearchQueryRepository(AsyncRepository):
         **filters: Any,
     ) -> list[SearchQuery]:
         """Visible searches matching ``filters`` (see ``FILTERS``), ordered by
-        ``order_by`` keys (``-key`` descending; default ``query_id``)."""
+        ``order_by`` keys (``-key`` descending; default ``query_id``).
+
+        Filters, ANDed (every column ``c`` below is a filter ``c=``, and ``c_not=``, ``c_in=[…]``):
+
+        - ``query_id``: int
+        - ``user_id``: int
+        - ``session_id``: int, nullable; also ``has_session_id``
+        - ``query_text``: text; also ``query_text_like``
+        - ``parsed_query``: text, nullable; also ``parsed_query_like``, ``has_parsed_query``
+        - ``query_language``: text, nullable; also ``query_language_like``, ``has_query_language``
+        - ``result_count``: int, nullable; also ``has_result_count``
+        - ``execution_time_ms``: int, nullable; also ``has_execution_time_ms``
+        - ``executed_at``: timestamp; also ``executed_at_from``, ``executed_at_to``
+
+        Order keys (``-key`` for descending; ``query_id``, the default, is added last when left
+        out): ``executed_at``, ``execution_time_ms``, ``parsed_query``, ``query_id``,
+        ``query_language``, ``query_text``, ``result_count``, ``session_id``, ``user_id``.
+        """
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return await self._session.fetch_all(bound, SearchQuery)
 

@@ -76,7 +76,21 @@ class AsyncSessionIssueRepository(AsyncRepository):
         **filters: Any,
     ) -> list[SessionIssue]:
         """Visible links matching ``filters`` (see ``FILTERS``), ordered by ``order_by``
-        keys (``-key`` descending; default ``session_id``, then ``issue_pk``)."""
+        keys (``-key`` descending; default ``session_id``, then ``issue_pk``).
+
+        Filters, ANDed (every column ``c`` below is a filter ``c=``, and ``c_not=``, ``c_in=[…]``):
+
+        - ``session_id``: int
+        - ``issue_pk``: int
+        - ``user_id``: int
+        - ``crawl_order``: int, nullable; also ``has_crawl_order``
+        - ``crawl_duration_ms``: int, nullable; also ``has_crawl_duration_ms``
+        - ``crawled_at``: timestamp; also ``crawled_at_from``, ``crawled_at_to``
+
+        Order keys (``-key`` for descending; ``session_id``, the default, is added last when left
+        out): ``crawl_duration_ms``, ``crawl_order``, ``crawled_at``, ``issue_pk``, ``session_id``,
+        ``user_id``.
+        """
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset)
         return await self._session.fetch_all(bound, SessionIssue)
 

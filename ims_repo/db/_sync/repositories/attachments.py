@@ -50,6 +50,7 @@ FILTERS = FilterSet(
 (``downloaded_at_from=``/``_to=``)."""
 
 UPDATABLE = tuple(name for name in NewAttachment.model_fields if name != "issue_pk")
+"""Fields ``update`` may change: all but the issue the attachment belongs to."""
 
 
 class AttachmentRepository(Repository):
@@ -73,7 +74,25 @@ class AttachmentRepository(Repository):
         **filters: Any,
     ) -> list[Attachment]:
         """Attachments matching ``filters`` (see ``FILTERS``), ordered by ``order_by``
-        keys (``-key`` descending; default ``attachment_id``)."""
+        keys (``-key`` descending; default ``attachment_id``).
+
+        Filters, ANDed (every column ``c`` below is a filter ``c=``, and ``c_not=``, ``c_in=[…]``):
+
+        - ``attachment_id``: int
+        - ``issue_pk``: int
+        - ``session_id``: int, nullable; also ``has_session_id``
+        - ``filename``: text; also ``filename_like``
+        - ``file_type``: text, nullable; also ``file_type_like``, ``has_file_type``
+        - ``file_size``: int, nullable; also ``has_file_size``
+        - ``storage_path``: text, nullable; also ``storage_path_like``, ``has_storage_path``
+        - ``checksum_sha256``: text, nullable; also ``checksum_sha256_like``,
+          ``has_checksum_sha256``
+        - ``downloaded_at``: timestamp; also ``downloaded_at_from``, ``downloaded_at_to``
+
+        Order keys (``-key`` for descending; ``attachment_id``, the default, is added last when left
+        out): ``attachment_id``, ``checksum_sha256``, ``downloaded_at``, ``file_size``,
+        ``file_type``, ``filename``, ``issue_pk``, ``session_id``, ``storage_path``.
+        """
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, Attachment)
 

@@ -52,6 +52,7 @@ key), ``commented_at`` (``commented_at_from=``/``_to=``, ``has_commented_at=``) 
 ``comment_order`` (``has_comment_order=``)."""
 
 UPDATABLE = tuple(name for name in NewIssueComment.model_fields if name != "issue_pk")
+"""Fields ``update`` may change: all but the issue the comment belongs to."""
 
 
 class CommentRepository(Repository):
@@ -75,7 +76,21 @@ class CommentRepository(Repository):
         **filters: Any,
     ) -> list[IssueComment]:
         """Comments matching ``filters`` (see ``FILTERS``), ordered by ``order_by`` keys
-        (``-key`` descending; default ``comment_id``); no ``limit`` returns all."""
+        (``-key`` descending; default ``comment_id``); no ``limit`` returns all.
+
+        Filters, ANDed (every column ``c`` below is a filter ``c=``, and ``c_not=``, ``c_in=[…]``):
+
+        - ``comment_id``: int
+        - ``issue_pk``: int
+        - ``author``: text, nullable; also ``author_like``, ``has_author``
+        - ``content``: text; also ``content_like``
+        - ``commented_at``: timestamp, nullable; also ``has_commented_at``, ``commented_at_from``,
+          ``commented_at_to``
+        - ``comment_order``: int, nullable; also ``has_comment_order``
+
+        Order keys (``-key`` for descending; ``comment_id``, the default, is added last when left
+        out): ``author``, ``comment_id``, ``comment_order``, ``commented_at``, ``issue_pk``.
+        """
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, IssueComment)
 

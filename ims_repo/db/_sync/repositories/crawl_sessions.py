@@ -64,6 +64,7 @@ FILTERS = FilterSet(
 UPDATABLE = tuple(
     name for name in NewCrawlSession.model_fields if name not in ("user_id", "session_uuid")
 )
+"""Fields ``update`` may change: all but the owner and the UUID."""
 
 _PATH = TypeAdapter(list[Text])
 _JSON_OBJECT = TypeAdapter(JsonObject)
@@ -95,7 +96,32 @@ class CrawlSessionRepository(Repository):
         **filters: Any,
     ) -> list[CrawlSession]:
         """Visible sessions matching ``filters`` (see ``FILTERS``), ordered by
-        ``order_by`` keys (``-key`` descending; default ``session_id``)."""
+        ``order_by`` keys (``-key`` descending; default ``session_id``).
+
+        Filters, ANDed (every column ``c`` below is a filter ``c=``, and ``c_not=``, ``c_in=[…]``):
+
+        - ``session_id``: int
+        - ``session_uuid``: uuid
+        - ``user_id``: int
+        - ``product``: text; also ``product_like``
+        - ``original_query``: text; also ``original_query_like``
+        - ``query_language``: text, nullable; also ``query_language_like``, ``has_query_language``
+        - ``status``: ``"pending"`` | ``"running"`` | ``"completed"`` | ``"failed"`` |
+          ``"cancelled"``
+        - ``started_at``: timestamp, nullable; also ``has_started_at``, ``started_at_from``,
+          ``started_at_to``
+        - ``completed_at``: timestamp, nullable; also ``has_completed_at``, ``completed_at_from``,
+          ``completed_at_to``
+        - ``duration_seconds``: int, nullable; also ``has_duration_seconds``
+        - ``total_issues``: int
+        - ``data_path``: text, nullable; also ``data_path_like``, ``has_data_path``
+        - ``created_at``: timestamp; also ``created_at_from``, ``created_at_to``
+
+        Order keys (``-key`` for descending; ``session_id``, the default, is added last when left
+        out): ``completed_at``, ``created_at``, ``data_path``, ``duration_seconds``,
+        ``original_query``, ``product``, ``query_language``, ``session_id``, ``session_uuid``,
+        ``started_at``, ``status``, ``total_issues``, ``user_id``.
+        """
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, CrawlSession)
 

@@ -63,7 +63,22 @@ class HistoryRepository(Repository):
         **filters: Any,
     ) -> list[IssueHistory]:
         """History entries matching ``filters`` (see ``FILTERS``), ordered by
-        ``order_by`` keys (``-key`` descending; default ``history_id``)."""
+        ``order_by`` keys (``-key`` descending; default ``history_id``).
+
+        Filters, ANDed (every column ``c`` below is a filter ``c=``, and ``c_not=``, ``c_in=[…]``):
+
+        - ``history_id``: int
+        - ``issue_pk``: int
+        - ``changed_at``: timestamp; also ``changed_at_from``, ``changed_at_to``
+        - ``changed_by``: text, nullable; also ``changed_by_like``, ``has_changed_by``
+        - ``field_name``: text; also ``field_name_like``
+        - ``old_value``: text, nullable; also ``old_value_like``, ``has_old_value``
+        - ``new_value``: text, nullable; also ``new_value_like``, ``has_new_value``
+
+        Order keys (``-key`` for descending; ``history_id``, the default, is added last when left
+        out): ``changed_at``, ``changed_by``, ``field_name``, ``history_id``, ``issue_pk``,
+        ``new_value``, ``old_value``.
+        """
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, IssueHistory)
 

@@ -117,13 +117,9 @@ FILTERS = FilterSet(
     },
     key="issue_pk",
 )
-"""``find``/``count``/``find_detailed`` filters, in the forms of ``ims_repo.core.filters``:
-``issue_pk``, ``issue_id``, ``title``, ``product`` (``=``, ``_not``, ``_in``, ``_like``);
-``module``, ``version``, ``status``, ``priority``, ``severity``, ``reporter``,
-``assignee`` (the same, and ``has_<column>=True/False``); ``issue_created_at``,
-``issue_updated_at`` (``_from``/``_to``, ``has_``); ``first_crawled_at``,
-``last_crawled_at`` (``_from``/``_to``); ``crawl_count``. Each is also an ``order_by``
-key; the default order is ``issue_pk``."""
+"""``find``/``count``/``find_detailed`` filters, in the forms of ``ims_repo.core.filters``;
+each is also an ``order_by`` key, the default order is ``issue_pk``. ``find``'s docstring
+lists them all (written from this declaration by ``scripts/filter_docs.py``)."""
 
 UPDATABLE = tuple(name for name in NewIssue.model_fields if name != "issue_id")
 """Fields ``update``/``update_many`` may change: every crawled field but the IMS id
@@ -171,7 +167,34 @@ class IssueRepository(Repository):
         (``-key`` descending; default ``issue_pk``); no ``limit`` returns all.
 
         ``after=page[-1]`` gives the page after that row (keyset paging, as cheap deep
-        as the first page; see ``ims_repo.core.filters.After``); ``offset`` skips rows."""
+        as the first page; see ``ims_repo.core.filters.After``); ``offset`` skips rows.
+
+        Filters, ANDed (every column ``c`` below is a filter ``c=``, and ``c_not=``, ``c_in=[…]``):
+
+        - ``issue_pk``: int
+        - ``issue_id``: text; also ``issue_id_like``
+        - ``title``: text; also ``title_like``
+        - ``product``: text; also ``product_like``
+        - ``module``: text, nullable; also ``module_like``, ``has_module``
+        - ``version``: text, nullable; also ``version_like``, ``has_version``
+        - ``status``: text, nullable; also ``status_like``, ``has_status``
+        - ``priority``: text, nullable; also ``priority_like``, ``has_priority``
+        - ``severity``: text, nullable; also ``severity_like``, ``has_severity``
+        - ``reporter``: text, nullable; also ``reporter_like``, ``has_reporter``
+        - ``assignee``: text, nullable; also ``assignee_like``, ``has_assignee``
+        - ``issue_created_at``: timestamp, nullable; also ``has_issue_created_at``,
+          ``issue_created_at_from``, ``issue_created_at_to``
+        - ``issue_updated_at``: timestamp, nullable; also ``has_issue_updated_at``,
+          ``issue_updated_at_from``, ``issue_updated_at_to``
+        - ``first_crawled_at``: timestamp; also ``first_crawled_at_from``, ``first_crawled_at_to``
+        - ``last_crawled_at``: timestamp; also ``last_crawled_at_from``, ``last_crawled_at_to``
+        - ``crawl_count``: int
+
+        Order keys (``-key`` for descending; ``issue_pk``, the default, is added last when left
+        out): ``assignee``, ``crawl_count``, ``first_crawled_at``, ``issue_created_at``,
+        ``issue_id``, ``issue_pk``, ``issue_updated_at``, ``last_crawled_at``, ``module``,
+        ``priority``, ``product``, ``reporter``, ``severity``, ``status``, ``title``, ``version``.
+        """
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, Issue)
 
@@ -382,6 +405,7 @@ class IssueRepository(Repository):
         the write as a deadlock victim, at most ``_ATTEMPTS`` times. ``sends``: the
         parameters ``write`` will send, refused before anything is (text PostgreSQL
         cannot store), as they would be without the lock."""
+        self._session.refuse_write(LOCK_ISSUES)  # a replica session: before the savepoint
         if sends is not None:
             self._session.refuse_unstorable(sends)
         bound = LOCK_ISSUES.bind(

@@ -18,6 +18,7 @@ from ims_repo.core.statements.search import (
 from ims_repo.db._sync.repositories.base import Repository
 
 MAX_LIMIT = 1000
+"""Most hits one search returns (``limit`` above it is refused)."""
 
 MAX_QUERY_LENGTH = 10_000
 """Longest search text accepted: a search box gets words, and a megabyte of them would

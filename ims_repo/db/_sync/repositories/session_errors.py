@@ -64,7 +64,24 @@ class SessionErrorRepository(Repository):
         **filters: Any,
     ) -> list[SessionError]:
         """Visible errors matching ``filters`` (see ``FILTERS``), ordered by ``order_by``
-        keys (``-key`` descending; default ``error_id``)."""
+        keys (``-key`` descending; default ``error_id``).
+
+        Filters, ANDed (every column ``c`` below is a filter ``c=``, and ``c_not=``, ``c_in=[…]``):
+
+        - ``error_id``: int
+        - ``session_id``: int
+        - ``user_id``: int
+        - ``severity``: ``"info"`` | ``"warning"`` | ``"error"`` | ``"critical"``
+        - ``error_type``: text; also ``error_type_like``
+        - ``error_message``: text; also ``error_message_like``
+        - ``stack_trace``: text, nullable; also ``stack_trace_like``, ``has_stack_trace``
+        - ``issue_id``: text, nullable; also ``issue_id_like``, ``has_issue_id``
+        - ``occurred_at``: timestamp; also ``occurred_at_from``, ``occurred_at_to``
+
+        Order keys (``-key`` for descending; ``error_id``, the default, is added last when left
+        out): ``error_id``, ``error_type``, ``issue_id``, ``occurred_at``, ``session_id``,
+        ``severity``, ``user_id``.
+        """
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, SessionError)
 

@@ -53,6 +53,7 @@ UPDATABLE = (
     "preferences",
     "last_login_at",
 )
+"""Fields ``update`` may change; ``role`` is not one (only the owner changes it)."""
 
 
 class UserRepository(Repository):
@@ -76,7 +77,26 @@ class UserRepository(Repository):
         **filters: Any,
     ) -> list[User]:
         """Users matching ``filters`` (see ``FILTERS``), ordered by ``order_by`` keys
-        (``-key`` descending; default ``user_id``); no ``limit`` returns all."""
+        (``-key`` descending; default ``user_id``); no ``limit`` returns all.
+
+        Filters, ANDed (every column ``c`` below is a filter ``c=``, and ``c_not=``, ``c_in=[…]``):
+
+        - ``user_id``: int
+        - ``username``: text; also ``username_like``
+        - ``email``: text; also ``email_like``
+        - ``full_name``: text, nullable; also ``full_name_like``, ``has_full_name``
+        - ``department``: text, nullable; also ``department_like``, ``has_department``
+        - ``role``: ``"admin"`` | ``"user"``
+        - ``is_active``: bool
+        - ``created_at``: timestamp; also ``created_at_from``, ``created_at_to``
+        - ``updated_at``: timestamp; also ``updated_at_from``, ``updated_at_to``
+        - ``last_login_at``: timestamp, nullable; also ``has_last_login_at``,
+          ``last_login_at_from``, ``last_login_at_to``
+
+        Order keys (``-key`` for descending; ``user_id``, the default, is added last when left out):
+        ``created_at``, ``department``, ``email``, ``full_name``, ``is_active``, ``last_login_at``,
+        ``role``, ``updated_at``, ``user_id``, ``username``.
+        """
         bound = bind_find(FIND, FILTERS, filters, order_by, limit, offset, after)
         return self._session.fetch_all(bound, User)
 

@@ -612,6 +612,8 @@ def load(db: BenchDatabase, plan: Plan, *, progress: bool = False) -> None:
                         sql.Identifier("ims", table),
                     )
                 )
+        say("rank bounds")  # computed off the write path (migration 0011), as a crawler would
+        conn.execute("SELECT ims.refresh_search_bounds(%s)", (plan.issues,))
         say("vacuum analyze")
         conn.execute("VACUUM ANALYZE")
 

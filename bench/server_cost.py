@@ -9,13 +9,13 @@ issues (about 60-character titles, 400-character descriptions, from ``bench.data
 vocabularies), each rolled back and followed by a ``VACUUM`` so the next run starts from
 the same table. Steps, each on top of the one before:
 
-- ``0009``: migrations 0001-0009 (``ims_repo.services.migrations.rollback`` of 0010);
-- ``0010``: every migration, first with the default ``toast_tuple_target`` (what 0010's
-  setting buys), then as migrated;
-- then without the audit trigger on INSERT, without 0009's two indexes, without the title
-  trigram index, with the search vector computed by two ``to_tsvector`` calls instead of
-  four (a vector that is *not* ims_repo's: the cost of the calls only), without the
-  ``search_vector`` GIN index;
+- ``0009``: migrations 0001-0009 (``ims_repo.services.migrations.rollback`` of 0010-0011);
+- ``0010`` and ``0011`` (lazy rank bounds) alternately, twice each, then ``0011`` with
+  ``ims.refresh_search_bounds`` in the same transaction (the cost 0011 defers);
+- then without the audit trigger on INSERT, without 0011's stale trigger, without
+  0009's pairs index, without the title trigram index, with the search vector computed
+  by two ``to_tsvector`` calls instead of four (a vector that is *not* ims_repo's: the
+  cost of the calls only), without the ``search_vector`` GIN index;
 - ``plain``: the plain table of issue 13 (same columns, one english vector + GIN, a few
   btrees, no RLS or audit).
 
@@ -111,9 +111,12 @@ def load_source(conn: psycopg.Connection[Any], count: int) -> tuple[float, float
     return float(lengths[0]), float(lengths[1])
 
 
-def insert_seconds(conn: psycopg.Connection[Any], table: str, repeat: int) -> list[float]:
+def insert_seconds(
+    conn: psycopg.Connection[Any], table: str, repeat: int, then: str | None = None
+) -> list[float]:
     """Times of ``repeat`` rolled-back ``INSERT … SELECT`` of the source into ``table``,
-    as the owner with a user context (what the audit records as the actor)."""
+    as the owner with a user context (what the audit records as the actor), each
+    followed by the statement ``then`` (timed with it) when given."""
     columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     target = sql.Identifier(*table.split("."))
     statement = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM public.cost_source").format(
@@ -128,6 +131,8 @@ def insert_seconds(conn: psycopg.Connection[Any], table: str, repeat: int) -> li
             conn.execute("SELECT set_config('ims.current_user_id', '2', true)")
             started = time.perf_counter()
             conn.execute(statement)
+            if then is not None:
+                conn.execute(then)
             times.append(time.perf_counter() - started)
     return times
 
@@ -157,10 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 conn.execute(statement)
             plain = statistics.median(insert_seconds(conn, "public.plain_issues", args.repeat))
 
-            def step(label: str, change: Callable[[], None] | None = None) -> None:
+            def step(
+                label: str, change: Callable[[], None] | None = None, then: str | None = None
+            ) -> None:
                 if change is not None:
                     change()
-                median = statistics.median(insert_seconds(conn, "ims.issues", args.repeat))
+                median = statistics.median(insert_seconds(conn, "ims.issues", args.repeat, then))
                 print(
                     f"| {label} | {median:.2f} | {median / args.rows * 1e6:.0f} "
                     f"| {median / plain:.2f} |",
@@ -174,27 +181,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 return change
 
-            rollback(url, 1)
+            rollback(url, 2)
             step("full, migrations 0001-0009")
-            migrate(url)
+            for _ in range(2):  # 0010 and 0011 alternately: a paired A/B on a shared machine
+                migrate(url)
+                rollback(url, 1)
+                step("full, migrations 0001-0010")
+                migrate(url)
+                step("full, migrations 0001-0011 (rank bounds lazy)")
             step(
-                "0001-0010 but the default toast_tuple_target (2032)",
-                run("ALTER TABLE ims.issues RESET (toast_tuple_target)"),
-            )
-            step(
-                "full, migrations 0001-0010",
-                run("ALTER TABLE ims.issues SET (toast_tuple_target = 8160)"),
+                "0011, the bounds refreshed in the same transaction (the deferred cost)",
+                then=f"SELECT ims.refresh_search_bounds({args.rows})",
             )
             step(
                 "… without the audit trigger on INSERT",
                 run("ALTER TABLE ims.issues DISABLE TRIGGER issues_audit_insert"),
             )
             step(
-                "… and without 0009's search_impacts / title_bigrams indexes",
-                run(
-                    "DROP INDEX ims.issues_search_impacts_idx",
-                    "DROP INDEX ims.issues_title_bigrams_idx",
-                ),
+                "… and without the stale-bounds trigger (0011)",
+                run("ALTER TABLE ims.issues DISABLE TRIGGER issues_search_stale_insert"),
+            )
+            step(
+                "… and without 0009's title_bigrams index",
+                run("DROP INDEX ims.issues_title_bigrams_idx"),
             )
             step(
                 "… and without the title trigram index",

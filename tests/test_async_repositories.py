@@ -523,6 +523,10 @@ async def test_search(ims_adb: AsyncDatabase) -> None:
         assert all(h.rank > 0 for h in hits)
         assert [h.issue_id for h in await s.search.issues("timeout", product="Tibero")] == ["SE-2"]
         assert await s.search.issues("") == []
+        # the rank bounds of the three new issues (0011), then none left; hits the same
+        assert await s.search.refresh_bounds() == 3
+        assert await s.search.refresh_bounds(1) == 0
+        assert {h.issue_id for h in await s.search.issues("timeout")} == {"SE-1", "SE-2"}
 
 
 async def test_records_come_back_typed(ims_adb: AsyncDatabase, apeople: People) -> None:

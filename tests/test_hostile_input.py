@@ -957,6 +957,12 @@ _VERBS = [
     (re.compile(r"\bUPDATE\s+ims\.(\w+)", re.IGNORECASE), "UPDATE"),
     (re.compile(r"\bDELETE\s+FROM\s+ims\.(\w+)", re.IGNORECASE), "DELETE"),
     (re.compile(r"\b(?:FROM|JOIN)\s+ims\.(\w+)", re.IGNORECASE), "SELECT"),
+    # SELECT … FOR UPDATE locks rows, which needs UPDATE (0011's refresh of the rank
+    # bounds takes its stale rows so); within one statement: no ';'
+    (
+        re.compile(r"\bFROM\s+ims\.(\w+)[^;]*?\bFOR\s+UPDATE\b", re.IGNORECASE),
+        "UPDATE",
+    ),
     # INSERT … ON CONFLICT DO UPDATE needs UPDATE too (within one statement: no ';')
     (
         re.compile(

@@ -29,6 +29,7 @@ ALL_IDS = [
     "0008.page_indexes",
     "0009.search_ranking",
     "0010.lean_writes",
+    "0011.lazy_rank_bounds",
 ]
 
 TABLES = [
@@ -36,6 +37,8 @@ TABLES = [
     "crawl_sessions",
     "issues",
     "issue_crawls",
+    "issue_search_bounds",
+    "issue_search_stale",
     "session_issues",
     "issue_comments",
     "issue_history",
@@ -490,6 +493,10 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
         # crawl bookkeeping (0007): rows go with their issue (ON DELETE CASCADE)
         expected |= {("issue_crawls", p) for p in ("SELECT", "INSERT", "UPDATE")}
         expected |= {("issues_with_crawls", "SELECT")}
+        # lazy rank bounds (0011): the runtime role refreshes them; stale rows come from
+        # a trigger, bounds go with their issue (ON DELETE CASCADE)
+        expected |= {("issue_search_bounds", p) for p in ("SELECT", "INSERT", "UPDATE")}
+        expected |= {("issue_search_stale", p) for p in ("SELECT", "UPDATE", "DELETE")}
         assert table_privs == expected
 
         users_update = {
@@ -570,12 +577,14 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
             "ims.search_estimate(tsquery,text)": (True, False),
             "ims.search_full_text(text,text,integer)": (True, False),
             "ims.search_title_text(text,text,integer,bigint[])": (True, False),
+            "ims.refresh_search_bounds(integer)": (True, False),  # 0011
             "ims.analytics_figures(date,date)": (True, False),
             "ims.refresh_analytics(date)": (True, False),
             # the trigger functions need nobody's EXECUTE
             "ims.audit_changes()": (False, False),
             "ims.audit_issue_inserts()": (False, False),
             "ims.forget_content_hash()": (False, False),
+            "ims.mark_search_stale()": (False, False),
         }
 
         definers = conn.execute(
@@ -589,6 +598,7 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
             ("audit_changes", ["search_path=pg_catalog, ims"]),
             ("audit_issue_inserts", ["search_path=pg_catalog, ims"]),
             ("forget_content_hash", ["search_path=pg_catalog, ims"]),
+            ("mark_search_stale", ["search_path=pg_catalog, ims"]),
         ]
 
 

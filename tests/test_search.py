@@ -256,8 +256,9 @@ def test_both_parts_of_the_search_can_use_their_index(ims_db: Database, ims_admi
             "       'Description ' || md5((g * 3)::text), 'OpenFrame' "
             "FROM generate_series(1, 3000) AS g"
         )
+        assert s.search.refresh_bounds() == 3000  # the rank bounds, off the write path (0011)
     with psycopg.connect(ims_admin_url, autocommit=True) as conn:
-        conn.execute("ANALYZE ims.issues")  # setup: only the owner may analyze
+        conn.execute("ANALYZE ims.issues, ims.issue_search_bounds")  # only the owner may
     with ims_db.session() as s:
         # A table this small is cheaper to scan; make the planner show what the index
         # can serve (a condition it cannot serve would still be a sequential scan).
@@ -288,13 +289,13 @@ def test_both_parts_of_the_search_can_use_their_index(ims_db: Database, ims_admi
         # ... or the candidates for the top, through the bounds index
         plan = explain(
             s,
-            "SELECT issue_pk FROM ims.issues "
-            "WHERE ims.search_impacts(search_vector) @@ ("
+            "SELECT issue_pk FROM ims.issue_search_bounds "
+            "WHERE impacts @@ ("
             "    SELECT ims.search_candidates(o.lexemes, o.prefixes, o.patterns, 0.5)::tsquery"
             "    FROM ims.search_operands(ims.search_tsquery(%(q)s)) AS o)",
             query,
         )
-        assert "Bitmap Index Scan on issues_search_impacts_idx" in plan
+        assert "Bitmap Index Scan on issue_search_bounds_impacts_idx" in plan
         assert "Seq Scan" not in plan
         hits = s.search.issues("데이터베이스연결 오류 2999")
     assert ids(hits) == ["GEN-2999"]  # the whole word '데이터베이스연결' is a full-text hit

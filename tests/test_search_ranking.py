@@ -1,8 +1,12 @@
-"""Migration 0009: ``ims.search_issues`` returns exactly the top of ranking every full-text
-match by ``ts_rank`` (ties in issue_pk order), while finding it through the bounds index
-``issues_search_impacts_idx``; the bounds it relies on; Korean words as word starts."""
+"""Migrations 0009 and 0011: ``ims.search_issues`` returns exactly the top of ranking every
+full-text match by ``ts_rank`` (ties in issue_pk order), while finding it through the bounds
+table ``ims.issue_search_bounds`` (refreshed lazily, off the write path: stale issues are
+ranked exactly meanwhile); the bounds it relies on; Korean words as word starts."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import psycopg
 import pytest
@@ -65,12 +69,15 @@ LIMIT %(limit)s
 """
 
 
-def seed(db: Database, admin_url: str, issues: int) -> None:
+def seed(db: Database, admin_url: str, issues: int, *, refresh: bool = True) -> None:
     with db.session() as s:
         s.execute("SELECT setseed(0.25)")  # the same issues every run
         s.execute(SEED, {"issues": issues, "korean": KOREAN, "english": ENGLISH})
+        if refresh:  # the rank bounds, computed off the write path (0011)
+            assert s.search.refresh_bounds(issues) == issues
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("ANALYZE ims.issues")  # the estimate that picks the way; owner only
+        # the estimate that picks the way; owner only
+        conn.execute("ANALYZE ims.issues, ims.issue_search_bounds")
 
 
 # Small test data: make ims.search_full_text bound every query it can (by default it
@@ -126,6 +133,146 @@ def test_the_top_is_exactly_that_of_ranking_every_match(
         ('"connection timeout"', None, 50),
     ]:
         assert case in proved, case
+
+
+STALE_QUERIES = ["server", "crash or hang", "server -network", "시간", "연결 오류", "memory leak"]
+
+
+def stale_count(s: Session) -> int:
+    return int(s.execute("SELECT count(*) AS n FROM ims.issue_search_stale")[0]["n"])
+
+
+def assert_exact_tops(db: Database, app_url: str) -> int:
+    """Every STALE_QUERIES top equals ranking every match; returns how many were proved."""
+    proved = 0
+    for query in STALE_QUERIES:
+        with db.session() as s:
+            s.execute(ALWAYS_BOUND)
+            hits = s.search.issues(query, limit=50)
+            expected = plain_top(s, query, None, 50)
+        assert [(h.issue_id, h.rank) for h in hits] == expected, query
+        proved += any("proved" in m for m in debug_messages(app_url, query, None, 50))
+    return proved
+
+
+def test_stale_issues_are_ranked_exactly_until_refreshed(
+    ims_db: Database, ims_admin_url: str, ims_app_url: str
+) -> None:
+    seed(ims_db, ims_admin_url, 6000)
+    with ims_db.session() as s:
+        assert stale_count(s) == 0
+        # New issues, and stored ones whose vector changes so that they rank at the top
+        # of 'server' and '시간' (their stored bounds say they cannot): all stale now.
+        s.execute(
+            "INSERT INTO ims.issues (issue_id, title, product) "
+            "SELECT 'S-' || g, 'server crash 시간이 연결 오류', 'Tibero' "
+            "FROM generate_series(1, 500) AS g"
+        )
+        s.execute(
+            "UPDATE ims.issues SET title = 'server server 시간 시간이 memory leak' "
+            "WHERE issue_id IN (SELECT 'R-' || g FROM generate_series(1, 300) AS g)"
+        )
+        # A change that leaves the vector alone leaves the bounds current.
+        s.execute(
+            "UPDATE ims.issues SET status = 'Closed' "
+            "WHERE issue_id IN (SELECT 'R-' || g FROM generate_series(301, 900) AS g)"
+        )
+        assert stale_count(s) == 800
+    assert assert_exact_tops(ims_db, ims_app_url) >= 4  # bounded, and still exact
+    with ims_db.session() as s:
+        s.execute("DELETE FROM ims.issues WHERE issue_id = 'S-1'")  # its stale row goes too
+        assert stale_count(s) == 799
+        s.execute("DELETE FROM ims.issues WHERE issue_id = 'R-5000'")  # and its bounds
+        orphans = s.execute(
+            "SELECT count(*) AS n FROM ims.issue_search_bounds AS b "
+            "WHERE NOT EXISTS (SELECT FROM ims.issues AS i WHERE i.issue_pk = b.issue_pk)"
+        )
+        assert orphans[0]["n"] == 0
+    for _ in range(10):  # refreshed in pieces, as a background job would
+        with ims_db.session() as s:
+            if s.search.refresh_bounds(300) == 0:
+                break
+    with ims_db.session() as s:
+        assert stale_count(s) == 0
+        fresh = s.execute(
+            "SELECT count(*) AS n FROM ims.issue_search_bounds AS b "
+            "JOIN ims.issues AS i ON i.issue_pk = b.issue_pk "
+            "WHERE b.impacts IS DISTINCT FROM ims.search_impacts(i.search_vector)"
+        )
+        assert fresh[0]["n"] == 0  # every bound describes the issue's current vector
+    assert assert_exact_tops(ims_db, ims_app_url) >= 4
+
+
+def test_a_refresh_skips_an_issue_being_written_and_it_stays_stale(
+    ims_db: Database, ims_app_url: str
+) -> None:
+    with ims_db.session() as s:
+        s.execute(
+            "INSERT INTO ims.issues (issue_id, title, product) "
+            "SELECT 'W-' || g, 'server ' || g, 'Tibero' FROM generate_series(1, 3) AS g"
+        )
+        assert s.search.refresh_bounds() == 3
+    with psycopg.connect(ims_app_url) as writer:  # a transaction left open
+        writer.execute("UPDATE ims.issues SET title = 'crash' WHERE issue_id = 'W-1'")
+        writer.execute("UPDATE ims.issues SET title = 'hang' WHERE issue_id = 'W-2'")
+        writer.commit()
+        writer.execute("UPDATE ims.issues SET title = 'disk' WHERE issue_id = 'W-1'")
+        with ims_db.session() as s:
+            # W-2 is refreshed; W-1, locked by the open update, is skipped, not waited for
+            assert s.search.refresh_bounds() == 1
+            assert stale_count(s) == 1
+        writer.commit()
+    with ims_db.session() as s:
+        assert stale_count(s) == 1
+        assert s.search.refresh_bounds() == 1
+        rows = s.execute(
+            "SELECT i.issue_id FROM ims.issue_search_bounds AS b "
+            "JOIN ims.issues AS i ON i.issue_pk = b.issue_pk WHERE b.impacts @@ 'disk'"
+        )
+    assert [r["issue_id"] for r in rows] == ["W-1"]
+
+
+def test_a_write_during_a_refresh_leaves_its_issue_stale(
+    ims_db: Database, ims_app_url: str, ims_admin_url: str
+) -> None:
+    """A refresh has taken X's stale row (uncommitted) when a writer changes X's vector:
+    the writer waits for the refresh to commit, then marks X stale again."""
+    with ims_db.session() as s:
+        s.execute("INSERT INTO ims.issues (issue_id, title, product) VALUES ('X', 'server', 'P')")
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with psycopg.connect(ims_app_url, autocommit=True) as writer:
+                writer.execute("SET application_name = 'stale-writer'")
+                writer.execute("UPDATE ims.issues SET title = 'crash' WHERE issue_id = 'X'")
+        except BaseException as error:  # re-raised below
+            errors.append(error)
+
+    with ims_db.session() as refresh:
+        assert refresh.search.refresh_bounds() == 1  # X's stale row taken, not committed
+        thread = threading.Thread(target=write)
+        thread.start()
+        with psycopg.connect(ims_admin_url, autocommit=True) as watch:
+            for _ in range(500):  # up to ~10 s for the writer to queue behind the refresh
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE application_name = 'stale-writer' AND wait_event_type = 'Lock'"
+                ).fetchone()
+                if waiting == (1,):
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail(f"the writer never waited for the refresh: {errors}")
+    thread.join(timeout=30)
+    assert not thread.is_alive() and not errors, errors
+    with ims_db.session() as s:
+        assert stale_count(s) == 1  # marked again after the refresh committed
+        assert s.search.refresh_bounds() == 1
+        rows = s.execute(
+            "SELECT count(*) AS n FROM ims.issue_search_bounds WHERE impacts @@ 'crash'"
+        )
+    assert rows[0]["n"] == 1
 
 
 def test_few_matches_are_all_ranked_and_the_title_text_follows(

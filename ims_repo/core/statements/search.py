@@ -8,3 +8,4 @@ from ims_repo.core.records import SearchHit
 
 SQL = load("search")
 ISSUES = SQL.statement("issues", "query", "product", "max_results", record=SearchHit)
+REFRESH_BOUNDS = SQL.statement("refresh_bounds", "max_issues")

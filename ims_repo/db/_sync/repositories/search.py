@@ -13,6 +13,7 @@ from ims_repo.core.records import SearchHit
 from ims_repo.core.records.types import Text, validate_value
 from ims_repo.core.statements.search import (
     ISSUES,
+    REFRESH_BOUNDS,
 )
 from ims_repo.db._sync.repositories.base import Repository
 
@@ -26,6 +27,7 @@ exhaust the server's stack while parsing the query (then refused only after SQL)
 _QUERY = TypeAdapter(Annotated[Text, Field(max_length=MAX_QUERY_LENGTH)])
 _PRODUCT = TypeAdapter(Text | None)
 _LIMIT = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_LIMIT)])
+_BATCH = TypeAdapter(Annotated[int, Field(ge=1)])
 
 
 class SearchRepository(Repository):
@@ -54,3 +56,19 @@ class SearchRepository(Repository):
         }
         bound = ISSUES.bind(params)
         return self._session.fetch_all(bound, SearchHit)
+
+    def refresh_bounds(self, max_issues: int = 10_000) -> int:
+        """Compute the rank bounds of up to ``max_issues`` issues written since their
+        last refresh (oldest first) and return how many; 0 when none is left.
+
+        Writing an issue does not compute its bounds (migration 0011: that was the
+        largest part of an insert's cost); until a refresh, a broad query ranks every
+        such issue that matches, so the hits are the same, only slower as the backlog
+        grows. Call it after an ingest, or from a background job, committing after each
+        call (the issues it took are locked for the stale-marking of other writers
+        until then); it never waits for a lock, and skips issues another transaction
+        is writing."""
+        bound = REFRESH_BOUNDS.bind(
+            {"max_issues": validate_value(_BATCH, max_issues, "max_issues")}
+        )
+        return int(self._session.fetch_value(bound))

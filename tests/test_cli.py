@@ -254,3 +254,31 @@ def test_grant_login_password_is_a_scram_verifier_computed_here(
         hba.write_text(original)
         private_server.admin("SELECT pg_reload_conf()")
         private_server.admin(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_refresh_search_works_off_the_stale_backlog_in_batches(
+    ims_admin_url: str, ims_app_url: str
+) -> None:
+    """Issues written since the last refresh have no rank bounds (migration 0011);
+    ``refresh-search`` computes them batch by batch, as the runtime login, until none is
+    left, and a second run finds nothing to do."""
+    with psycopg.connect(ims_admin_url, autocommit=True) as admin:
+        admin.execute(
+            "INSERT INTO ims.issues (issue_id, title, product) "
+            "SELECT 'RS-' || g, 'server timeout ' || g, 'OpenFrame' "
+            "FROM generate_series(1, 25) AS g"
+        )
+        stale = "SELECT count(*) FROM ims.issue_search_stale"
+        backlog = admin.execute(stale).fetchone()
+        assert backlog is not None and backlog[0] >= 25
+        result = run("refresh-search", "--batch-size", "7", "--database", ims_app_url)
+        assert result.exit_code == 0, result.output
+        assert result.output == f"refreshed the rank bounds of {backlog[0]} issues\n"
+        assert admin.execute(stale).fetchone() == (0,)
+        bounds = admin.execute(
+            "SELECT count(*) FROM ims.issue_search_bounds AS b "
+            "JOIN ims.issues AS i USING (issue_pk) WHERE i.issue_id LIKE 'RS-%'"
+        ).fetchone()
+        assert bounds == (25,)
+    again = run("refresh-search", "--database", ims_app_url)
+    assert again.output == "refreshed the rank bounds of 0 issues\n"

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ims_repo.core import loader
+from ims_repo.core.sql_refs import references
 from ims_repo.faces.cli import main
 from ims_repo.services.plan_checks import check_plans
 from ims_repo.services.security_checks import Finding, check_security
@@ -272,3 +273,18 @@ def test_check_runs_as_a_runtime_login(ims_app_url: str) -> None:
     # the catalogs and has_*_privilege('ims_app', …) are readable without any ownership
     result = run("check", "--plans", "--database", ims_app_url)
     assert result.exit_code == 0, result.output
+
+
+def test_a_locking_clause_needs_update_on_the_tables_it_locks() -> None:
+    """``SELECT … FOR UPDATE`` (0011's refresh takes its stale rows so) needs UPDATE on
+    what it locks: every table read before it in its statement, or those ``OF`` names."""
+    refresh = references(
+        "DELETE FROM ims.issue_search_stale AS s WHERE s.issue_pk IN ("
+        "SELECT t.issue_pk FROM ims.issue_search_stale AS t FOR UPDATE SKIP LOCKED); "
+        "SELECT 1 FROM ims.issues"
+    )
+    assert ("issue_search_stale", "UPDATE") in refresh.privileges()
+    assert ("issues", "UPDATE") not in refresh.privileges()
+    joined = references("SELECT 1 FROM ims.users AS u JOIN ims.issues AS i ON true FOR SHARE OF i")
+    assert ("issues", "UPDATE") in joined.privileges()
+    assert ("users", "UPDATE") not in joined.privileges()

@@ -5,7 +5,9 @@ A lint, not a parser: it reads the code tokens of the project's lexer (literals,
 quoted names and comments are masked first, so nothing inside them is mistaken for a
 reference) and recognises the forms the project's SQL is written in: schema-qualified
 names (``ims.users``), ``INSERT INTO`` / ``UPDATE`` / ``DELETE FROM`` / ``COPY`` before a
-table, ``AS alias`` or a bare alias after it, ``ON CONFLICT … DO UPDATE``. Used by the
+table, ``AS alias`` or a bare alias after it, ``ON CONFLICT … DO UPDATE``, a locking
+clause (``FOR UPDATE``, ``FOR SHARE``…, which needs UPDATE on the tables it locks: here,
+those read earlier in the same statement, or the ones its ``OF`` names). Used by the
 privilege and distribution checks of :mod:`ims_repo.services.security_checks` and
 :mod:`ims_repo.services.citus_checks`; no I/O here.
 """
@@ -30,6 +32,7 @@ class TableUse:
     command: str  # SELECT, INSERT, UPDATE, DELETE or TRUNCATE: what this mention does
     line: int  # 1-based line within the SQL text
     columns: tuple[str, ...] = ()  # an INSERT's column list
+    offset: int = 0  # where the mention starts in the code text
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,29 @@ class References:
                 needed.add((use.table, "SELECT"))
             if use.command == "INSERT" and _DO_UPDATE.search(self.code):
                 needed.add((use.table, "UPDATE"))
+        needed.update((table, "UPDATE") for table in self._locked_tables())
         return needed
+
+    def _locked_tables(self) -> set[str]:
+        """Tables a locking clause (``SELECT … FOR UPDATE``/``FOR SHARE``…) locks: each
+        needs UPDATE. Without ``OF``, every table read before the clause in the same
+        statement (after the last ``;``); with ``OF a, b``, those named or aliased so."""
+        locked: set[str] = set()
+        for clause in _LOCKING.finditer(self.code):
+            start = self.code.rfind(";", 0, clause.start()) + 1
+            read = [
+                use
+                for use in self.tables
+                if use.command == "SELECT" and start <= use.offset < clause.start()
+            ]
+            named = {name.strip().lower() for name in (clause.group("of") or "").split(",")}
+            named.discard("")
+            locked.update(
+                use.table
+                for use in read
+                if not named or use.table in named or (use.alias or "").lower() in named
+            )
+        return locked
 
     def compares_user_id(self, use: TableUse) -> bool:
         """Whether the SQL filters or joins ``use``'s table on ``user_id`` (qualified by
@@ -75,6 +100,11 @@ _TYPE_CAST = re.compile(r"::\s*$")
 _ALIAS = re.compile(rf"\s+(?:AS\s+)?({_NAME})", re.IGNORECASE)
 _COLUMNS = re.compile(r"\s*\(([^()]*)\)")
 _DO_UPDATE = re.compile(r"\bDO\s+UPDATE\b", re.IGNORECASE)
+_LOCKING = re.compile(
+    r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b"
+    rf"(?:\s+OF\s+(?P<of>{_NAME}(?:\s*,\s*{_NAME})*))?",
+    re.IGNORECASE,
+)
 _READS = re.compile(r"\b(?:WHERE|RETURNING|ON|USING|JOIN|CONFLICT)\b", re.IGNORECASE)
 _BEFORE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bINSERT\s+INTO\s*$", re.IGNORECASE), "INSERT"),
@@ -183,6 +213,7 @@ def references(sql: str | Iterable[Token]) -> References:
                 command=command,
                 line=before.count("\n") + 1,
                 columns=columns,
+                offset=match.start(),
             )
         )
     return References(

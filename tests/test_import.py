@@ -4,6 +4,7 @@ as the runtime login (row-level security applies) or as a superuser acting as it
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pty
 import subprocess
@@ -20,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 
 from ims_repo import Database, InvalidInput, NotFound, Session
 from ims_repo.core import loader
-from ims_repo.faces.cli import import_command
+from ims_repo.faces.cli import import_command, main
 from ims_repo.services.checks import check_statements
 from ims_repo.services.importer import (
     ImportFailed,
@@ -761,3 +762,31 @@ def test_the_command_stops_on_a_failure_that_is_not_about_a_line_and_says_how_to
     assert "lines 5 to 6 (the batch in flight) were rolled back" in result.stderr
     with ims_db.session(user_id=p.alice) as s:
         assert counts(s) == (4, 4, 0, 0)
+
+
+def test_the_command_shows_the_importer_logs_on_standard_error_from_the_level_asked(
+    ims_db: Database, ims_app_url: str, p: People, tmp_path: Path
+) -> None:
+    """``ims-repo --log-level`` shows ims_repo's log records on standard error: by default
+    (warning) the line the server refused; with ``info`` also how its batch was narrowed
+    down. Never the refused value itself, and nothing stays attached after the command."""
+    [session_id] = crawl(ims_db, p.alice, 1)
+    lines = [full_issue(n) for n in range(1, 11)]
+    lines[5]["comments"][0]["comment_order"] = 3_000_000_000  # line 6
+    path = write(tmp_path / "crawl.jsonl", *lines)
+    common = ("import", str(path), "--database", ims_app_url, "--user", str(p.alice))
+    common += ("--session", str(session_id), "--batch-size", "4")
+    handlers = list(logging.getLogger("ims_repo").handlers)
+
+    default = CliRunner().invoke(main, list(common), catch_exceptions=False)
+    assert default.exit_code == 3, default.output
+    assert default.stderr.splitlines() == [
+        "WARNING ims_repo.importer: line 6 refused by the database (comments, SQLSTATE "
+        "22003); the rest of its batch is stored"
+    ]
+    verbose = CliRunner().invoke(main, ["--log-level", "info", *common], catch_exceptions=False)
+    logged = verbose.stderr.splitlines()
+    assert logged[0].startswith("INFO ims_repo.importer: lines 5 to 8 refused by the database")
+    assert logged[-1] == default.stderr.splitlines()[0]
+    assert "3000000000" not in verbose.stderr
+    assert logging.getLogger("ims_repo").handlers == handlers

@@ -10,6 +10,7 @@ modules add theirs with ``@main.command()`` (and read the URL with
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -89,11 +90,49 @@ def errors_as_click() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
+class _StderrHandler(logging.Handler):
+    """ims_repo's log records on standard error, through click (as the command's output)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # pragma: no cover - logging must never break the command
+            self.handleError(record)
+
+
+def _show_logs(level: str) -> None:
+    """Show the ``ims_repo`` loggers' records at ``level`` and above on standard error
+    for the rest of this command (the library itself only has a NullHandler)."""
+    logger = logging.getLogger("ims_repo")
+    handler = _StderrHandler(level.upper())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    previous = logger.level
+    if logger.getEffectiveLevel() > handler.level:
+        logger.setLevel(handler.level)
+    logger.addHandler(handler)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+    click.get_current_context().call_on_close(restore)
+
+
 @click.group(name="ims-repo", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ims-repo", prog_name="ims-repo")
 @database_option
-def main() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+    help="Show ims_repo's log records from this level on, on standard error: lost "
+    "connections, retried writes, rejected import lines (warning); how the importer "
+    "narrows a refused batch (info).",
+)
+def main(log_level: str) -> None:
     """IMS crawler database: migrations, roles and named SQL statements."""
+    _show_logs(log_level)
 
 
 @main.command()

@@ -84,7 +84,13 @@ import pytest
 from psycopg import sql
 
 from ims_repo.services import local_server
-from ims_repo.services.clone_pool import ClonePool, session_prefix, sweep_orphans
+from ims_repo.services.clone_pool import (
+    ClonePool,
+    clone_statement,
+    drop_statement,
+    session_prefix,
+    sweep_orphans,
+)
 from ims_repo.services.local_server import LocalServer
 from ims_repo.services.local_server import PgServer as PgServer  # re-exported: fixtures' type
 
@@ -472,17 +478,11 @@ class _Admin:
 
     def create(self, name: str, template: str) -> None:
         """CREATE DATABASE *name* as a copy of *template*."""
-        self.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
+        self.execute(clone_statement(name, template))
 
     def drop(self, name: str) -> None:
         """Drop *name*, terminating whatever is still connected to it."""
-        self.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        self.execute(drop_statement(name))
 
     @contextlib.contextmanager
     def role_lock(self) -> Iterator[None]:

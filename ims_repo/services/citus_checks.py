@@ -25,19 +25,13 @@ from ims_repo.core import loader
 from ims_repo.core.loader import QueryFile
 from ims_repo.core.sql_refs import references
 from ims_repo.services.checks import Problem
+from ims_repo.services.security_checks import USER_OWNED_TABLES
 
 __all__ = ["DISTRIBUTED_TABLES", "check_distribution"]
 
 #: Tables distributed by user_id in docs/SCALING.md (audit_log is not: its actor may be
 #: NULL, which a distribution column cannot hold).
-DISTRIBUTED_TABLES: Final = (
-    "crawl_sessions",
-    "session_issues",
-    "search_queries",
-    "session_errors",
-    "analytics_daily",
-    "analytics_monthly",
-)
+DISTRIBUTED_TABLES: Final = tuple(table for table in USER_OWNED_TABLES if table != "audit_log")
 
 
 def check_distribution(files: Iterable[QueryFile] | None = None) -> list[Problem]:

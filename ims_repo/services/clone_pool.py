@@ -35,8 +35,10 @@ from psycopg import sql
 
 __all__ = [
     "ClonePool",
+    "clone_statement",
     "create_clone",
     "drop_database",
+    "drop_statement",
     "host_tag",
     "session_prefix",
     "sweep_orphans",
@@ -89,26 +91,34 @@ def sweep_orphans(url: str) -> list[str]:
             try:
                 ident = sql.Identifier(name)
                 conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+                conn.execute(drop_statement(name))
             except psycopg.Error:
                 continue
             dropped.append(name)
     return dropped
 
 
-def create_clone(conn: psycopg.Connection[object], name: str, template: str) -> None:
+def clone_statement(name: str, template: str) -> sql.Composed:
     """``CREATE DATABASE name TEMPLATE template`` (the default ``WAL_LOG`` strategy: faster
     than ``FILE_COPY`` for a small template, and it forces no checkpoint)."""
-    conn.execute(
-        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(template)
-        )
+    return sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+        sql.Identifier(name), sql.Identifier(template)
     )
+
+
+def drop_statement(name: str) -> sql.Composed:
+    """``DROP DATABASE``: *name* gone, whatever is still connected to it ended."""
+    return sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+
+
+def create_clone(conn: psycopg.Connection[object], name: str, template: str) -> None:
+    """Make *name* a copy of *template* (:func:`clone_statement`)."""
+    conn.execute(clone_statement(name, template))
 
 
 def drop_database(conn: psycopg.Connection[object], name: str) -> None:
     """Drop *name*, ending whatever is still connected to it."""
-    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    conn.execute(drop_statement(name))
 
 
 class ClonePool:

@@ -15,7 +15,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from ims_repo.services.migrations import MigrationError, _libpq_conninfo
+from ims_repo.services.migrations import MigrationError, libpq_conninfo
 
 __all__ = ["LOCK_TABLE", "LockHolder", "break_lock", "lock_holder"]
 
@@ -36,7 +36,7 @@ class LockHolder:
 
 def lock_holder(url: str) -> LockHolder | None:
     """The lock's holder, or None when no migration lock is held."""
-    with psycopg.connect(_libpq_conninfo(url), autocommit=True) as connection:
+    with psycopg.connect(libpq_conninfo(url), autocommit=True) as connection:
         table = _table(connection)
         if table is None:
             return None
@@ -52,7 +52,7 @@ def break_lock(url: str) -> LockHolder:
     Only for a lock whose run has died: breaking the lock of a run still going lets a
     second run migrate beside it.
     """
-    with psycopg.connect(_libpq_conninfo(url), autocommit=True) as connection:
+    with psycopg.connect(libpq_conninfo(url), autocommit=True) as connection:
         table = _table(connection)
         rows = (
             []

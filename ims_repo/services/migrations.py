@@ -35,6 +35,7 @@ __all__ = [
     "UnknownUser",
     "database_url",
     "grant_login",
+    "libpq_conninfo",
     "migrate",
     "migrations_path",
     "rollback",
@@ -95,7 +96,7 @@ def database_url(explicit: str | None) -> str:
     return os.environ.get("IMS_DATABASE_URL", "")
 
 
-def _libpq_conninfo(url: str) -> str:
+def libpq_conninfo(url: str) -> str:
     """Accept yoyo's ``postgresql+psycopg://`` spelling as well as libpq's own."""
     for prefix in ("postgresql+psycopg://", "postgres+psycopg://"):
         if url.startswith(prefix):
@@ -111,7 +112,7 @@ def _yoyo_uri(url: str) -> str:
     string here instead, and every parameter is handed to yoyo in the query string,
     which yoyo passes verbatim to ``psycopg.connect``.
     """
-    params = conninfo_to_dict(_libpq_conninfo(url))
+    params = conninfo_to_dict(libpq_conninfo(url))
     return "postgresql+psycopg://?" + urlencode({k: str(v) for k, v in params.items()})
 
 
@@ -184,7 +185,7 @@ def status(url: str) -> list[tuple[str, bool]]:
     yoyo's bookkeeping tables in a database that has none.
     """
     migrations = _migrations()
-    with psycopg.connect(_libpq_conninfo(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_conninfo(url), autocommit=True) as conn:
         # Found through search_path, as yoyo finds its own (unqualified) table.
         table = conn.execute(
             "SELECT n.nspname, c.relname"
@@ -211,7 +212,7 @@ def grant_login(url: str, name: str, password: str | None = None) -> None:
     if not name:
         raise ValueError("a login name is required")
     role = sql.Identifier(name)
-    with psycopg.connect(_libpq_conninfo(url)) as conn:
+    with psycopg.connect(libpq_conninfo(url)) as conn:
         row = conn.execute(
             "SELECT rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = %s",
             (name,),
@@ -258,7 +259,7 @@ def set_role(url: str, username: str, role: str) -> None:
     """
     if role not in USER_ROLES:
         raise ValueError(f"unknown role {role!r}: expected one of {', '.join(USER_ROLES)}")
-    with psycopg.connect(_libpq_conninfo(url)) as conn:
+    with psycopg.connect(libpq_conninfo(url)) as conn:
         # Transaction-local: reverts at commit or rollback.
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(OWNER_ROLE)))
         found = conn.execute(

@@ -51,10 +51,10 @@ from ims_repo.core import loader
 from ims_repo.core.lexer import LexError, tokenize
 from ims_repo.core.loader import QueryFile
 from ims_repo.core.sql_refs import code_text, references
+from ims_repo.services.checks import RUNTIME_ROLE
 
 __all__ = ["API_FUNCTIONS", "USER_OWNED_TABLES", "Finding", "check_security"]
 
-RUNTIME_ROLE: Final = "ims_app"
 SCHEMA: Final = "ims"
 #: The tables whose rows belong to one user (SPEC §3).
 USER_OWNED_TABLES: Final = (

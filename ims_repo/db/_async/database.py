@@ -347,8 +347,7 @@ class AsyncDatabase:
         await self._pool.close()
 
     async def _checkout(self) -> psycopg.AsyncConnection[Any]:
-        """A working connection from the pool; ``PoolExhausted`` after ``timeout`` s."""
-        await self.open()
+        """A working connection from the (open) pool; ``PoolExhausted`` after ``timeout`` s."""
         deadline = monotonic() + self._pool.timeout
         try:
             while True:

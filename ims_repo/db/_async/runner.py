@@ -306,7 +306,7 @@ class AsyncRunner:
         log it (by name, never its parameters) when it took ``slow_statement`` or more."""
         _refuse_nul(params)
         self.statements_sent += 1
-        started = monotonic()
+        started = monotonic() if self._slow is not None else 0.0
         try:
             if self.in_transaction:
                 await cursor.execute(sql, params)

@@ -347,8 +347,7 @@ class Database:
         self._pool.close()
 
     def _checkout(self) -> psycopg.Connection[Any]:
-        """A working connection from the pool; ``PoolExhausted`` after ``timeout`` s."""
-        self.open()
+        """A working connection from the (open) pool; ``PoolExhausted`` after ``timeout`` s."""
         deadline = monotonic() + self._pool.timeout
         try:
             while True:

@@ -11,38 +11,40 @@
 -- database fills (history changed_at, attachment downloaded_at and session_id) matches
 -- whatever is stored.
 --
--- The replace_* statements run after the batch's upsert, in the same transaction: the
+-- The replace_* statements and link_issues run after the batch's upsert, in the same
+-- transaction, and name issues by their IMS id (issue_id): they find the issue_pk
+-- themselves, so the whole sequence can be sent in one pipeline, without a round trip
+-- to learn the keys of issues the upsert just inserted (s.issues.store_page). The
 -- upsert locks each issue row, so two imports of one issue replace its lists one after
 -- the other, never interleaved. Their DELETE takes its keys as ANY(ARRAY(…)), an index
 -- scan per rewritten issue, whatever the planner guesses for the CTE (a join with it
 -- was planned as a scan of the whole child table; `-- noqa: CP03`: ARRAY(…) is the
 -- array constructor, which sqlfluff takes for a function).
 
--- name: issue_keys :many
--- The issue_pk of each stored issue among :issue_ids (the IMS ids of one batch), so the
--- batch's comments, history, attachments and links can name their issue.
-SELECT issue_id, issue_pk
-FROM ims.issues
-WHERE issue_id = ANY(:issue_ids::text[]);
-
 -- name: replace_comments :one
--- Makes the comments of each issue in :issue_pks the list :comments gives it (a JSON
--- array of objects with issue_pk and the fields of NewIssueComment, in file order; an
--- issue of :issue_pks with no object gets no comments). Issues whose stored comments
+-- Makes the comments of each issue in :issue_ids the list :comments gives it (a JSON
+-- array of objects with issue_id and the fields of NewIssueComment, in file order; an
+-- issue of :issue_ids with no object gets no comments). Issues whose stored comments
 -- (by comment_id) already equal their list are left alone; the others lose their
 -- comments and get the list, inserted in order. Returns how many issues were rewritten
 -- and how many comments were removed and added.
 WITH incoming AS (
-    SELECT n.issue_pk, n.author, n.content, n.commented_at, n.comment_order, n.ordinality,
-           row_number() OVER (PARTITION BY n.issue_pk ORDER BY n.ordinality) AS list_index
-    FROM jsonb_populate_recordset(NULL::ims.issue_comments, :comments)
-         WITH ORDINALITY AS n
+    SELECT i.issue_pk, n.author, n.content, n.commented_at, n.comment_order, e.ordinality,
+           row_number() OVER (PARTITION BY i.issue_pk ORDER BY e.ordinality) AS list_index
+    FROM jsonb_array_elements(:comments) WITH ORDINALITY AS e (item, ordinality)
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::ims.issue_comments, e.item) AS n
+    JOIN ims.issues AS i
+      ON i.issue_id = e.item ->> 'issue_id'
 ),
 stored AS (
     SELECT c.issue_pk, c.author, c.content, c.commented_at, c.comment_order,
            row_number() OVER (PARTITION BY c.issue_pk ORDER BY c.comment_id) AS list_index
     FROM ims.issue_comments AS c
-    WHERE c.issue_pk = ANY(:issue_pks::bigint[])
+    WHERE c.issue_pk = ANY(ARRAY(  -- noqa: CP03
+        SELECT i.issue_pk
+        FROM ims.issues AS i
+        WHERE i.issue_id = ANY(:issue_ids::text[])
+    ))
 ),
 changed AS (
     SELECT DISTINCT coalesce(s.issue_pk, i.issue_pk) AS issue_pk
@@ -86,22 +88,28 @@ SELECT (
        )::integer AS added;
 
 -- name: replace_history :one
--- Makes the field-change history of each issue in :issue_pks the list :changes gives
--- it (a JSON array of objects with issue_pk and the fields of NewIssueHistory, in file
+-- Makes the field-change history of each issue in :issue_ids the list :changes gives
+-- it (a JSON array of objects with issue_id and the fields of NewIssueHistory, in file
 -- order), as replace_comments does; a change without changed_at matches any stored
 -- time, and is stored at now(). Returns issues rewritten, entries removed and added.
 WITH incoming AS (
-    SELECT n.issue_pk, n.changed_at, n.changed_by, n.field_name, n.old_value, n.new_value,
-           n.ordinality,
-           row_number() OVER (PARTITION BY n.issue_pk ORDER BY n.ordinality) AS list_index
-    FROM jsonb_populate_recordset(NULL::ims.issue_history, :changes)
-         WITH ORDINALITY AS n
+    SELECT i.issue_pk, n.changed_at, n.changed_by, n.field_name, n.old_value, n.new_value,
+           e.ordinality,
+           row_number() OVER (PARTITION BY i.issue_pk ORDER BY e.ordinality) AS list_index
+    FROM jsonb_array_elements(:changes) WITH ORDINALITY AS e (item, ordinality)
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::ims.issue_history, e.item) AS n
+    JOIN ims.issues AS i
+      ON i.issue_id = e.item ->> 'issue_id'
 ),
 stored AS (
     SELECT h.issue_pk, h.changed_at, h.changed_by, h.field_name, h.old_value, h.new_value,
            row_number() OVER (PARTITION BY h.issue_pk ORDER BY h.history_id) AS list_index
     FROM ims.issue_history AS h
-    WHERE h.issue_pk = ANY(:issue_pks::bigint[])
+    WHERE h.issue_pk = ANY(ARRAY(  -- noqa: CP03
+        SELECT i.issue_pk
+        FROM ims.issues AS i
+        WHERE i.issue_id = ANY(:issue_ids::text[])
+    ))
 ),
 changed AS (
     SELECT DISTINCT coalesce(s.issue_pk, i.issue_pk) AS issue_pk
@@ -148,26 +156,32 @@ SELECT (
        )::integer AS added;
 
 -- name: replace_attachments :one
--- Makes the attachments of each issue in :issue_pks the list :attachments gives it (a
--- JSON array of objects with issue_pk and the fields of NewAttachment, in file order),
+-- Makes the attachments of each issue in :issue_ids the list :attachments gives it (a
+-- JSON array of objects with issue_id and the fields of NewAttachment, in file order),
 -- as replace_comments does. An attachment without session_id is recorded as downloaded
 -- by :session_id (the import's crawl session), one without downloaded_at at now();
 -- either left out matches any stored value, so a re-import into a later session keeps
 -- the session that first downloaded the file. Returns issues rewritten, attachments
 -- removed and added.
 WITH incoming AS (
-    SELECT n.issue_pk, n.session_id, n.filename, n.file_type, n.file_size, n.storage_path,
-           n.checksum_sha256, n.downloaded_at, n.ordinality,
-           row_number() OVER (PARTITION BY n.issue_pk ORDER BY n.ordinality) AS list_index
-    FROM jsonb_populate_recordset(NULL::ims.attachments, :attachments)
-         WITH ORDINALITY AS n
+    SELECT i.issue_pk, n.session_id, n.filename, n.file_type, n.file_size, n.storage_path,
+           n.checksum_sha256, n.downloaded_at, e.ordinality,
+           row_number() OVER (PARTITION BY i.issue_pk ORDER BY e.ordinality) AS list_index
+    FROM jsonb_array_elements(:attachments) WITH ORDINALITY AS e (item, ordinality)
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::ims.attachments, e.item) AS n
+    JOIN ims.issues AS i
+      ON i.issue_id = e.item ->> 'issue_id'
 ),
 stored AS (
     SELECT a.issue_pk, a.session_id, a.filename, a.file_type, a.file_size, a.storage_path,
            a.checksum_sha256, a.downloaded_at,
            row_number() OVER (PARTITION BY a.issue_pk ORDER BY a.attachment_id) AS list_index
     FROM ims.attachments AS a
-    WHERE a.issue_pk = ANY(:issue_pks::bigint[])
+    WHERE a.issue_pk = ANY(ARRAY(  -- noqa: CP03
+        SELECT i.issue_pk
+        FROM ims.issues AS i
+        WHERE i.issue_id = ANY(:issue_ids::text[])
+    ))
 ),
 changed AS (
     SELECT DISTINCT coalesce(s.issue_pk, i.issue_pk) AS issue_pk
@@ -216,8 +230,9 @@ SELECT (
        )::integer AS added;
 
 -- name: link_issues :one
--- Links every issue of :links (a JSON array of objects with issue_pk, crawl_order and
--- optional crawl_duration_ms) to crawl session :session_id with the session's user_id.
+-- Links every issue of :links (a JSON array of objects with issue_id and optional
+-- crawl_order and crawl_duration_ms) to crawl session :session_id with the session's
+-- user_id.
 -- A pair already linked (a re-import into the same session) takes the new crawl_order
 -- (and crawl_duration_ms, when given) instead of failing; an unchanged pair is not
 -- rewritten. A session the context cannot see links nothing: sessions is then 0.
@@ -228,8 +243,11 @@ WITH target AS (
     WHERE s.session_id = :session_id
 ),
 links AS (
-    SELECT l.issue_pk, l.crawl_order, l.crawl_duration_ms
-    FROM jsonb_populate_recordset(NULL::ims.session_issues, :links) AS l
+    SELECT i.issue_pk, l.crawl_order, l.crawl_duration_ms
+    FROM jsonb_array_elements(:links) AS e (item)
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::ims.session_issues, e.item) AS l
+    JOIN ims.issues AS i
+      ON i.issue_id = e.item ->> 'issue_id'
 ),
 existing AS (
     SELECT si.issue_pk

@@ -12,14 +12,13 @@ batch's end (a crash loses at most the batch in flight, and never half of one):
 1. the issues through ``s.issues.upsert_many`` (fields a line leaves out keep their
    stored value; the same ``issue_id`` twice: the later line wins, and ``crawl_count``
    counts both);
-2. their ``issue_pk`` in one statement (``imports.issue_keys``);
-3. their children in one statement per kind (``imports.replace_*``), under the issues'
+2. their children in one statement per kind (``imports.replace_*``), under the issues'
    locks the upsert took (the lock order of ``repositories/issues.py``): a list present in
    a line *replaces* the issue's stored list, since a re-crawl resends the whole list;
    an issue whose stored list is already equal is not touched, so re-importing a file
    duplicates nothing and rewrites nothing. A line without the key leaves the stored
    list as it is; ``"comments": []`` clears it;
-4. their links to the crawl session (``imports.link_issues``), ``crawl_order`` = the
+3. their links to the crawl session (``imports.link_issues``), ``crawl_order`` = the
    line number; a re-import into the same session updates the order instead of failing.
 
 A batch the server refuses for its data (a value out of range, say) is rolled back and
@@ -64,7 +63,6 @@ from ims_repo.core.records import (
     NewIssueHistory,
 )
 from ims_repo.core.statements.imports import (
-    ISSUE_KEYS,
     LINK_ISSUES,
     REPLACE_ATTACHMENTS,
     REPLACE_COMMENTS,
@@ -468,8 +466,6 @@ class _Import:
         # Children and links go in the lock order too: the upsert above took these
         # issues' locks in this transaction, so this waits for nothing (see issues.py).
         s.issues.lock_for_write(issue_ids=list(last))
-        rows = s.fetch_rows(ISSUE_KEYS.bind({"issue_ids": list(last)}))
-        keys: dict[str, int] = {row["issue_id"]: row["issue_pk"] for row in rows}
 
         for kind, statement, param in (
             ("comments", REPLACE_COMMENTS, "comments"),
@@ -480,14 +476,14 @@ class _Import:
                 continue
             self.step = kind
             extra = {"session_id": self.session_id} if kind == "attachments" else {}
-            done = self._replace(statement, param, lists[kind], keys, extra)
+            done = self._replace(statement, param, lists[kind], extra)
             setattr(tally, f"{kind}_added", done.added)
             setattr(tally, f"{kind}_removed", done.removed)
 
         self.step = "crawl-session links"
         links = [
             {
-                "issue_pk": keys[issue_id],
+                "issue_id": issue_id,
                 "crawl_order": line.number,
                 "crawl_duration_ms": durations.get(issue_id),
             }
@@ -512,15 +508,14 @@ class _Import:
         statement: Statement,
         param: str,
         lists: dict[str, list[dict[str, Any]]],
-        keys: dict[str, int],
         extra: dict[str, Any],
     ) -> ImportReplaced:
         items = [
-            {"issue_pk": keys[issue_id], **item}
+            {"issue_id": issue_id, **item}
             for issue_id, issue_items in lists.items()
             for item in issue_items
         ]
-        params = {"issue_pks": [keys[issue_id] for issue_id in lists], param: Jsonb(items)}
+        params = {"issue_ids": list(lists), param: Jsonb(items)}
         done = self.s.fetch_one(statement.bind({**params, **extra}), ImportReplaced)
         assert done is not None  # an aggregate always returns one row
         return done

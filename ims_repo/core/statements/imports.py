@@ -30,10 +30,9 @@ class ImportLinked(BaseModel):
 
 
 SQL = load("imports")
-ISSUE_KEYS = SQL.statement("issue_keys", "issue_ids")
-REPLACE_COMMENTS = SQL.statement("replace_comments", "issue_pks", "comments", record=ImportReplaced)
-REPLACE_HISTORY = SQL.statement("replace_history", "issue_pks", "changes", record=ImportReplaced)
+REPLACE_COMMENTS = SQL.statement("replace_comments", "issue_ids", "comments", record=ImportReplaced)
+REPLACE_HISTORY = SQL.statement("replace_history", "issue_ids", "changes", record=ImportReplaced)
 REPLACE_ATTACHMENTS = SQL.statement(
-    "replace_attachments", "issue_pks", "attachments", "session_id", record=ImportReplaced
+    "replace_attachments", "issue_ids", "attachments", "session_id", record=ImportReplaced
 )
 LINK_ISSUES = SQL.statement("link_issues", "session_id", "links", record=ImportLinked)

@@ -613,7 +613,18 @@ def load(db: BenchDatabase, plan: Plan, *, progress: bool = False) -> None:
                     )
                 )
         say("rank bounds")  # computed off the write path (migration 0011), as a crawler would
-        conn.execute("SELECT ims.refresh_search_bounds(%s)", (plan.issues,))
+        # The issues were copied as a replica, so the trigger that marks new issues stale
+        # (issues_search_stale_insert) did not run: mark them here, or the refresh finds
+        # nothing to do and every search ranks all its matches.
+        conn.execute(
+            "INSERT INTO ims.issue_search_stale (issue_pk)\n"
+            "SELECT i.issue_pk\n"
+            "FROM ims.issues AS i\n"
+            "ORDER BY i.issue_pk"
+        )
+        row = conn.execute("SELECT ims.refresh_search_bounds(%s)", (plan.issues,)).fetchone()
+        if row is None or row[0] != plan.issues:
+            raise RuntimeError(f"rank bounds computed for {row and row[0]} of {plan.issues} issues")
         say("vacuum analyze")
         conn.execute("VACUUM ANALYZE")
 

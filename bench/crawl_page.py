@@ -7,11 +7,13 @@ logs the search; written three ways, each counting the statements it sends.
   joined to the issues by ``issue_id``), the search log, ``COMMIT``. It inserts the
   children (a fresh page; it does not compare them with stored lists as ims_repo does),
   which favours it.
-- **ims_repo**: the public API that stores a page in a constant number of statements,
-  ``ims_repo.services.importer.import_file`` on the open session with the page as JSON Lines
-  (upsert, one statement per child table replacing the lists that differ, links), then
-  ``s.search_queries.log``. The layer has no such method for in-memory records (the
-  page is serialised only to be parsed again): see docs/BENCHMARKS.md.
+- **ims_repo**: ``s.issues.store_page(session_id, items, first_crawl_order=…,
+  search=…)``: the page's lock, staged upsert, one statement per child table replacing
+  the lists that differ, the links and the search log in one pipeline (one round trip
+  with BEGIN and the context), then COMMIT.
+- ``ref:ims_repo_import``: ``ims_repo.services.importer.import_file`` on the open session
+  with the page as JSON Lines (upsert_many's COPYs, one statement per child table, the
+  links; a round trip each), then ``s.search_queries.log``.
 - ``ref:ims_repo_per_issue``: the per-table methods (``upsert_many``, then per issue
   ``comments.add_many``, ``history.add_many``, ``attachments.create``, then
   ``link_many``, ``log``): statements grow with the page.
@@ -195,6 +197,18 @@ def _json_default(value: Any) -> Any:
 
 
 def ims_page(
+    db: Database, user_id: int, session_id: int, items: list[dict[str, Any]]
+) -> tuple[int, int]:
+    """Store the page with ``s.issues.store_page``; (issues stored, statements sent)."""
+    search = NewSearchQuery(
+        user_id=user_id, session_id=session_id, query_text=QUERY, result_count=len(items)
+    )
+    with db.session(user_id=user_id) as s:
+        done = s.issues.store_page(session_id, items, first_crawl_order=1, search=search)
+        return done.inserted + done.updated + done.unchanged, s.statements_sent
+
+
+def ims_page_import(
     db: Database, user_id: int, session_id: int, items: list[dict[str, Any]]
 ) -> tuple[int, int]:
     """Store the page through ``import_file`` on one session; (issues stored,

@@ -708,6 +708,10 @@ class Bench:
                         self.orm, self.orm_statements, u, s, items
                     ),
                 ),
+                "ref:ims_repo_import": counted(
+                    "ref:ims_repo_import",
+                    lambda u, s, items: crawl_page.ims_page_import(self.ims, u, s, items),
+                ),
                 "ref:ims_repo_per_issue": counted(
                     "ref:ims_repo_per_issue",
                     lambda u, s, items: crawl_page.ims_page_per_issue(self.ims, u, s, items),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+
+import psycopg
 
 from ims_repo import Database, NewCrawlSession, NewUser
 from ims_repo.services.migrations import set_role
@@ -40,3 +43,23 @@ def crawl(db: Database, user_id: int, count: int, **fields: object) -> list[int]
             ).session_id
             for n in range(count)
         ]
+
+
+SERVER_DEADLOCKS = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+
+
+def server_deadlocks(admin_url: str) -> int:
+    """The deadlocks the server detected in this database, once every other backend of it
+    has exited (a backend reports its statistics when it exits)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for _ in range(100):
+            others = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if others is not None and others[0] == 0:
+                break
+            time.sleep(0.05)
+        row = conn.execute(SERVER_DEADLOCKS).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -33,6 +33,7 @@ from ims_repo import (
     NewSessionError,
     NewUser,
     NotFound,
+    PageIssue,
     UpsertResult,
 )
 from ims_repo.core.staging import Batch
@@ -283,6 +284,12 @@ async def test_issues_documents_crawls_and_bulk(ims_adb: AsyncDatabase, apeople:
         ]
         batch = await s.issues.upsert_batch(Batch(items, range(2)))
         assert batch == UpsertResult(inserted=1, updated=0, unchanged=1)
+        page = [
+            {"issue_id": "UM-0", "title": "t", "product": "OpenFrame", "comments": []},
+            PageIssue(issue_id="PG-1", title="p", product="OpenFrame", history=[]),
+        ]
+        stored = await s.issues.store_page(mine, page, first_crawl_order=10)
+        assert (stored.inserted, stored.unchanged, stored.linked) == (1, 1, 2)
     async with ims_adb.session(user_id=apeople.admin) as s:
         assert {c.session.session_id for c in await s.issues.sessions(pk)} == {mine, bobs}
 

@@ -374,6 +374,16 @@ async def test_one_round_trip_per_read_only_checkout(
             await s.users.update(apeople.alice, department="QA")
         # A write: BEGIN, the context and the statement in one round trip, then COMMIT.
         assert (wire.round_trips, wire.statements) == (2, 4)
+        for size in (1, 30):  # a crawl page: one pipeline, then COMMIT, whatever its size
+            page = [
+                {"issue_id": f"PG-{size}-{n}", "title": "t", "product": "P", "comments": []}
+                for n in range(size)
+            ]
+            wire.reset()
+            async with db.session(user_id=apeople.alice) as s:
+                await s.issues.store_page(session_id, page, first_crawl_order=1)
+            # BEGIN, the context, the lock, 4 for the stage, comments, links; COMMIT
+            assert (wire.round_trips, wire.statements) == (2, 10)
 
 
 # --- bulk ingest --------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from ims_repo.errors import (
     TransactionConflict,
 )
 from tests.conftest import PrivateServer, ReportFigure
-from tests.seed import people
+from tests.seed import people, server_deadlocks
 
 # --- 1. no context leak under load ----------------------------------------------------------
 
@@ -373,25 +373,7 @@ def test_a_block_that_swallows_a_lost_connection_does_not_look_committed(
 # --- 4. concurrent re-crawls -------------------------------------------------------------------
 
 
-SERVER_DEADLOCKS = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
 SHAPES = ("one batch", "a commit per call", "a commit per batch from the generator", "many batches")
-
-
-def _server_deadlocks(admin_url: str) -> int:
-    """The deadlocks the server detected in this database, once every other backend of it
-    has exited (a backend reports its statistics when it exits)."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        for _ in range(100):
-            others = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            ).fetchone()
-            if others is not None and others[0] == 0:
-                break
-            time.sleep(0.05)
-        row = conn.execute(SERVER_DEADLOCKS).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def _crawl(s: Session, items: list[NewIssue], shape: str) -> None:
@@ -433,7 +415,7 @@ def test_concurrent_crawlers_of_every_shape_and_parallel_ingests_never_deadlock(
     unexpected: list[BaseException] = []
     lock = threading.Lock()
     start = threading.Barrier(crawlers + ingests)
-    deadlocks_before = _server_deadlocks(ims_admin_url)
+    deadlocks_before = server_deadlocks(ims_admin_url)
 
     def items_of(numbers: list[int], title: str) -> list[NewIssue]:
         return [NewIssue(issue_id=f"RC-{n:05d}", title=title, product="OpenFrame") for n in numbers]
@@ -488,7 +470,7 @@ def test_concurrent_crawlers_of_every_shape_and_parallel_ingests_never_deadlock(
             thread.start()
         for thread in threads:
             thread.join()
-    deadlocks = _server_deadlocks(ims_admin_url) - deadlocks_before
+    deadlocks = server_deadlocks(ims_admin_url) - deadlocks_before
 
     assert unexpected == []
     with psycopg.connect(ims_admin_url) as conn:
@@ -517,7 +499,7 @@ def test_crossing_multi_batch_transactions_serialize_instead_of_deadlocking(
     """Two transactions that stream X then Y and Y then X, one batch each (the shape that
     deadlocked before the lock order): the second waits for the first at its first batch,
     holding nothing, and both commit; the server detects no deadlock."""
-    deadlocks_before = _server_deadlocks(ims_admin_url)
+    deadlocks_before = server_deadlocks(ims_admin_url)
     first_batch_written = threading.Event()
     outcomes: dict[str, str] = {}
 
@@ -548,7 +530,7 @@ def test_crossing_multi_batch_transactions_serialize_instead_of_deadlocking(
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-    deadlocks = _server_deadlocks(ims_admin_url) - deadlocks_before
+    deadlocks = server_deadlocks(ims_admin_url) - deadlocks_before
     assert outcomes == {"a": "committed", "b": "committed"}
     with psycopg.connect(ims_admin_url) as conn:
         rows = conn.execute(

@@ -433,6 +433,21 @@ COPY pg_temp.ims_issue_upsert_stage (issue_id, title, description, product, modu
                                      raw_data, set_fields, occurrences, content_hash)
 FROM STDIN WITH BINARY;
 
+-- name: fill_upsert_stage :none
+-- Fills the staging table from :rows, a JSON array of staged rows (objects with the
+-- columns of copy_upsert_stage; content_hash as bytea's hex text): how store_page
+-- stages a page of issues inside the one pipeline that writes the page, where COPY
+-- cannot run.
+INSERT INTO pg_temp.ims_issue_upsert_stage (issue_id, title, description, product, module,
+                                            version, status, priority, severity, reporter,
+                                            assignee, issue_created_at, issue_updated_at,
+                                            url, raw_data, set_fields, occurrences,
+                                            content_hash)
+SELECT r.issue_id, r.title, r.description, r.product, r.module, r.version, r.status,
+       r.priority, r.severity, r.reporter, r.assignee, r.issue_created_at,
+       r.issue_updated_at, r.url, r.raw_data, r.set_fields, r.occurrences, r.content_hash
+FROM jsonb_populate_recordset(NULL::pg_temp.ims_issue_upsert_stage, :rows) AS r;
+
 -- name: upsert_staged :one
 -- Writes the staged batch in one statement, judged against the rows as they were when
 -- it started: new issue_ids are inserted (counting their crawls in ims.issues); stored

@@ -1,9 +1,9 @@
 """Bulk import of crawled issues from JSON Lines: ``import_file`` and ``ims-repo import``.
 
-The file holds one issue a line: a JSON object with the fields of ``NewIssue`` and,
-optionally, ``comments``, ``history`` and ``attachments`` (arrays of objects with the
-fields of ``NewIssueComment``, ``NewIssueHistory`` and ``NewAttachment`` less
-``issue_pk``) and ``crawl_duration_ms`` (for the crawl-session link). Blank lines are
+The file holds one issue a line: a JSON object with the fields of ``PageIssue`` (those of
+``NewIssue`` and, optionally, ``comments``, ``history`` and ``attachments``, arrays of
+objects with the fields of ``NewIssueComment``, ``NewIssueHistory`` less ``issue_pk`` and
+``CrawledAttachment``, and ``crawl_duration_ms`` for the crawl-session link). Blank lines are
 skipped. Any other line is *rejected* with its number and reason, and the import goes on.
 
 How it is stored, per batch of ``batch_size`` lines, in one transaction committed at the
@@ -55,13 +55,14 @@ from ims_repo.core.errors import (
 )
 from ims_repo.core.loader import Statement
 from ims_repo.core.records import (
+    CrawledAttachment,
     CrawlSession,
-    NewAttachment,
     NewCrawlSession,
     NewIssue,
     NewIssueComment,
     NewIssueHistory,
 )
+from ims_repo.core.records.types import INT4_MAX
 from ims_repo.core.statements.imports import (
     LINK_ISSUES,
     REPLACE_ATTACHMENTS,
@@ -83,12 +84,11 @@ DEFAULT_BATCH_SIZE: Final = 1000
 SHOWN_REJECTS: Final = 20
 """How many rejected lines the command prints (all go to ``--rejects FILE``)."""
 
-_INT4_MAX = 2**31 - 1
-_DURATION = TypeAdapter(Annotated[int, Field(ge=0, le=_INT4_MAX)])
+_DURATION = TypeAdapter(Annotated[int, Field(ge=0, le=INT4_MAX)])
 _CHILD_MODELS: Final[dict[str, type[BaseModel]]] = {
     "comments": NewIssueComment,
     "history": NewIssueHistory,
-    "attachments": NewAttachment,
+    "attachments": CrawledAttachment,
 }
 _MAX_PROBLEMS = 5  # per rejected line; the rest are counted
 
@@ -623,12 +623,9 @@ def _validate(number: int, document: dict[str, Any]) -> _Line | Rejected:
         children[kind] = checked
         for index, item in enumerate(items):
             where = f"{kind}[{index}]"
-            if isinstance(item, dict):
-                if "issue_pk" in item:
-                    problems.append(f"{where}.issue_pk: not allowed (the line's issue is meant)")
-                    continue
-                if kind == "attachments":
-                    item = {**item, "issue_pk": 0}  # validated as NewAttachment, then dropped
+            if isinstance(item, dict) and "issue_pk" in item:
+                problems.append(f"{where}.issue_pk: not allowed (the line's issue is meant)")
+                continue
             try:
                 valid = _CHILD_MODELS[kind].model_validate(item)
             except ValidationError as error:

@@ -12,6 +12,7 @@ from ims_repo.core.records.activity import (
 from ims_repo.core.records.crawl_sessions import CrawlSession, DurationStats, NewCrawlSession
 from ims_repo.core.records.issues import (
     Attachment,
+    CrawledAttachment,
     CrawledIssue,
     Issue,
     IssueComment,
@@ -23,8 +24,10 @@ from ims_repo.core.records.issues import (
     NewIssueComment,
     NewIssueHistory,
     NewSessionIssue,
+    PageIssue,
     SearchHit,
     SessionIssue,
+    StoredPage,
     UpsertResult,
 )
 from ims_repo.core.records.users import NewUser, User, UserStats, UserWithSessions
@@ -35,6 +38,7 @@ __all__ = [
     "Attachment",
     "AuditLog",
     "CrawlSession",
+    "CrawledAttachment",
     "CrawledIssue",
     "DurationStats",
     "Issue",
@@ -51,10 +55,12 @@ __all__ = [
     "NewSessionError",
     "NewSessionIssue",
     "NewUser",
+    "PageIssue",
     "SearchHit",
     "SearchQuery",
     "SessionError",
     "SessionIssue",
+    "StoredPage",
     "UpsertResult",
     "User",
     "UserStats",

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from ims_repo.core.records.activity import SearchQuery
 from ims_repo.core.records.crawl_sessions import CrawlSession
 from ims_repo.core.records.types import (
     INDEXED_TEXT_MAX,
     INPUT_CONFIG,
+    INT4_MAX,
     RECORD_CONFIG,
     JsonObject,
     Text,
@@ -145,12 +147,12 @@ class Attachment(BaseModel):
     downloaded_at: datetime
 
 
-class NewAttachment(BaseModel):
-    """An attachment to record against an issue."""
+class CrawledAttachment(BaseModel):
+    """An attachment as crawled with its issue (``PageIssue.attachments``): the file,
+    without the issue it belongs to."""
 
     model_config = INPUT_CONFIG
 
-    issue_pk: int
     filename: Text = Field(min_length=1)
     session_id: int | None = None
     file_type: Text | None = None
@@ -158,6 +160,67 @@ class NewAttachment(BaseModel):
     storage_path: Text | None = None
     checksum_sha256: str | None = Field(default=None, pattern=_SHA256)
     downloaded_at: datetime | None = None
+
+
+class NewAttachment(CrawledAttachment):
+    """An attachment to record against an issue."""
+
+    issue_pk: int
+
+
+class PageIssue(NewIssue):
+    """An issue as crawled on one page, with its lists (``s.issues.store_page``): the
+    fields of ``NewIssue`` (those left unset keep their stored value), and the shape of
+    a line of ``ims-repo import``.
+
+    A list given *replaces* the issue's stored list (a re-crawl sends the whole list; an
+    equal list is left untouched, ``[]`` removes every item); a list left out (None)
+    keeps the stored one. Children name no ``issue_pk``: the item's issue is meant.
+    """
+
+    comments: list[NewIssueComment] | None = None
+    history: list[NewIssueHistory] | None = None
+    attachments: list[CrawledAttachment] | None = None
+    crawl_duration_ms: int | None = Field(default=None, ge=0, le=INT4_MAX)
+    """How long crawling the issue took, recorded on its link to the crawl session."""
+
+    @model_validator(mode="after")
+    def _children_name_no_issue(self) -> PageIssue:
+        children: list[tuple[str, int, NewIssueComment | NewIssueHistory]] = [
+            *(("comments", index, item) for index, item in enumerate(self.comments or ())),
+            *(("history", index, item) for index, item in enumerate(self.history or ())),
+        ]
+        for kind, index, item in children:
+            if item.issue_pk is not None:
+                raise ValueError(
+                    f"{kind}[{index}].issue_pk: not allowed (the page item's issue is meant)"
+                )
+        return self
+
+
+class StoredPage(BaseModel):
+    """What ``s.issues.store_page`` did."""
+
+    model_config = RECORD_CONFIG
+
+    inserted: int
+    """Issues that were new."""
+    updated: int
+    """Stored issues whose crawled fields changed."""
+    unchanged: int
+    """Stored issues crawled again with nothing changed."""
+    comments_added: int = 0
+    comments_removed: int = 0
+    history_added: int = 0
+    history_removed: int = 0
+    attachments_added: int = 0
+    attachments_removed: int = 0
+    linked: int
+    """Issues newly linked to the crawl session."""
+    relinked: int
+    """Issues the session had linked already (their crawl order moved)."""
+    search: SearchQuery | None = None
+    """The search logged with the page, if one was given."""
 
 
 class IssueDetail(Issue):

@@ -65,6 +65,9 @@ INDEXED_TEXT_MAX = 500
 PostgreSQL refuses index entries over ~2.7 kB (500 characters of 4-byte UTF-8 fit), so
 longer keys are refused up front."""
 
+INT4_MAX = 2**31 - 1
+"""Largest value of an ``integer`` column (a crawl duration in milliseconds, say)."""
+
 UserRole = Literal["admin", "user"]
 SessionStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 ErrorSeverity = Literal["info", "warning", "error", "critical"]

@@ -37,7 +37,7 @@ from time import monotonic
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg.types.string import TextLoader
@@ -241,6 +241,39 @@ class Runner:
         """Run a statement for its effect; the number of rows it changed."""
         return (self._send(bound, self._connection.cursor())).rowcount
 
+    def fetch_pipeline(self, steps: Sequence[BoundStatement]) -> list[list[dict[str, Any]]]:
+        """Run ``steps`` in order in one pipeline, one round trip (with the start of the
+        transaction when idle), and return each step's rows as dicts (``[]`` for a
+        statement without rows).
+
+        For a sequence whose parameters are all known before the first is sent (each
+        statement sees what the earlier ones wrote, as in any transaction): the
+        statements go out together and their results come back together, where running
+        them one by one waits for the server once per statement. Every step is checked
+        (``ReadOnlySession``, text PostgreSQL cannot store) before anything is sent. A
+        failing step aborts the transaction and skips the steps after it; its error is
+        raised, named after that step."""
+        for bound in steps:
+            self.refuse_write(bound.statement)
+            _refuse_nul(bound.params)
+        self.statements_sent += len(steps)
+        cursors = [self._connection.cursor(row_factory=dict_row) for _ in steps]
+        opening = [] if self.in_transaction else self._start.opening(explicit=True)
+        started = monotonic() if self._slow is not None else 0.0
+        try:
+            with self._connection.pipeline():
+                for text, values in opening:
+                    self._connection.execute(text, values)
+                for bound, cursor in zip(steps, cursors, strict=True):
+                    cursor.execute(bound.text, bound.params)
+            return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
+        except psycopg.Error as error:
+            raise map_error(error, _failed_step(steps, cursors)) from error
+        finally:
+            if self._slow is not None:
+                label = f"pipeline of {len(steps)} ({', '.join(b.statement.label for b in steps)})"
+                _log_if_slow(label, monotonic() - started, self._slow)
+
     def copy_rows(
         self,
         bound: BoundStatement,
@@ -327,7 +360,8 @@ class Runner:
             raise map_error(error, statement) from error
         finally:
             if self._slow is not None:
-                _log_if_slow(statement, monotonic() - started, self._slow)
+                label = "(raw SQL from execute())" if statement is None else statement.label
+                _log_if_slow(label, monotonic() - started, self._slow)
         return cursor
 
     def refuse_write(self, statement: Statement) -> None:
@@ -356,6 +390,13 @@ class Runner:
         try:
             if command == "COMMIT" and self._track_commits:
                 self._commit_tracked()
+            elif command == "ROLLBACK":
+                # psycopg's rollback also forgets the statements psycopg prepared on the
+                # connection (DEALLOCATE ALL): a failed pipeline skips the statements after
+                # the failing one, and psycopg may count one of them as prepared although
+                # the server never parsed it ("prepared statement … does not exist" at its
+                # next use; tests/test_store_page.py).
+                self._connection.rollback()
             else:
                 self._connection.execute(command)
         except psycopg.Error as error:
@@ -387,16 +428,25 @@ def _names(cursor: psycopg.Cursor[Any]) -> list[str]:
     return [(result.fname(index) or b"").decode(encoding) for index in range(result.nfields)]
 
 
-def _log_if_slow(statement: Statement | None, seconds: float, threshold: float) -> None:
-    """Log a statement that took ``threshold`` seconds or more: its name, never its text
-    or parameters (raw SQL from ``execute()`` may hold values, so it is not named)."""
+def _log_if_slow(label: str, seconds: float, threshold: float) -> None:
+    """Log a statement that took ``threshold`` seconds or more by ``label``: its name,
+    never its text or parameters (raw SQL from ``execute()`` may hold values, so it is
+    not named)."""
     if seconds >= threshold:
         _slow_log.warning(
-            "slow statement %s: %.0f ms (slow_statement=%g s)",
-            "(raw SQL from execute())" if statement is None else statement.label,
-            seconds * 1000,
-            threshold,
+            "slow statement %s: %.0f ms (slow_statement=%g s)", label, seconds * 1000, threshold
         )
+
+
+def _failed_step(
+    steps: Sequence[BoundStatement], cursors: Sequence[psycopg.Cursor[Any]]
+) -> Statement | None:
+    """The statement of the pipeline step whose result is the server's error, if any."""
+    for bound, cursor in zip(steps, cursors, strict=True):
+        result = cursor.pgresult
+        if result is not None and result.status == ExecStatus.FATAL_ERROR:
+            return bound.statement
+    return None
 
 
 def _validate_document(adapter: TypeAdapter[list[R]], document: str | bytes) -> list[R]:

@@ -48,20 +48,39 @@ from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
 from pydantic import TypeAdapter
+from pydantic_core import to_json
 
-from ims_repo.core.errors import InvalidInput, TransactionConflict
+from ims_repo.core.errors import (
+    DatabaseUnavailable,
+    ImsRepoError,
+    InvalidInput,
+    NotFound,
+    TransactionConflict,
+)
 from ims_repo.core.filters import After, Column, FilterSet
 from ims_repo.core.inputs import as_list, iterable_of_items, positive_int
+from ims_repo.core.loader import BoundStatement
+from ims_repo.core.pages import Page, build_page
 from ims_repo.core.records import (
     CrawlSession,
     Issue,
     IssueCrawl,
     IssueDetail,
     NewIssue,
+    NewSearchQuery,
+    PageIssue,
+    SearchQuery,
+    StoredPage,
     UpsertResult,
 )
 from ims_repo.core.records.types import Text, validate_changes, validate_input, validate_value
 from ims_repo.core.staging import HASH_TYPES, STAGE_TYPES, Batch, add_results
+from ims_repo.core.statements.imports import (
+    LINK_ISSUES,
+    REPLACE_ATTACHMENTS,
+    REPLACE_COMMENTS,
+    REPLACE_HISTORY,
+)
 from ims_repo.core.statements.issues import (
     ADD_MISSING_CRAWLS,
     CLEAR_HASH_STAGE,
@@ -76,6 +95,7 @@ from ims_repo.core.statements.issues import (
     CREATE_UPSERT_STAGE,
     DELETE,
     DETAIL,
+    FILL_UPSERT_STAGE,
     FIND,
     FIND_DETAILED,
     GET,
@@ -90,6 +110,7 @@ from ims_repo.core.statements.issues import (
     UPSERT_STAGED,
     WITH_STATUS,
 )
+from ims_repo.core.statements.search_queries import LOG
 from ims_repo.db._acompat import AItems, AWrite, abatches, asleep
 from ims_repo.db._async.repositories.base import AsyncRepository, bind_find, changes_document
 
@@ -367,6 +388,86 @@ class AsyncIssueRepository(AsyncRepository):
             start += len(batch)
         return total
 
+    async def store_page(
+        self,
+        session_id: int,
+        issues: Sequence[PageIssue | Mapping[str, Any]],
+        *,
+        first_crawl_order: int | None = None,
+        search: NewSearchQuery | Mapping[str, Any] | None = None,
+    ) -> StoredPage:
+        """Store one crawled page, the crawler's unit of work: its issues (``upsert``'s
+        semantics, as ``upsert_many``), each issue's comments, history and attachments
+        when its item gives them (a list given replaces the stored one, see
+        ``PageIssue``), the issues' links to crawl session ``session_id`` (issue ``i``
+        with crawl order ``first_crawl_order + i`` when given; an issue already linked
+        takes the new order), and ``search``, the search that found the page, logged.
+
+        In a session with no transaction open, everything goes to the server in one
+        pipeline, one round trip with the start of the transaction, whatever the
+        page's length; in an open transaction, the issues' locks are taken first (a
+        savepoint and one round trip more), as every other writer of issues does. Every
+        item is validated before anything is sent (``InvalidInput`` names its position).
+        ``NotFound`` when the context cannot see the crawl session; then, as on any
+        error the server raises, nothing of the page is kept and the session goes on
+        (what the transaction held before the call is kept). Attachments without ``session_id`` are
+        recorded as downloaded by this session. The session's block commits the page.
+        """
+        session_key = validate_value(_KEY, session_id, "session_id")
+        page = build_page(issues, first_crawl_order)
+        logged = None if search is None else validate_input(NewSearchQuery, search)
+        if not page.issue_ids and logged is None:
+            return StoredPage(inserted=0, updated=0, unchanged=0, linked=0, relinked=0)
+        steps = self._page_steps(page, session_key, logged)
+        lock = LOCK_ISSUES.bind({"issue_ids": page.issue_ids, "issue_pks": [], "exclusive": False})
+        if not self._session.in_transaction:
+            # A transaction that holds no issue lock yet waits for its buckets in the lock
+            # order and never finds one busy: the lock goes in the page's pipeline.
+            try:
+                results = (await self._session.fetch_pipeline([lock, *steps]))[1:]
+                return _stored_page(session_key, self._session.user_id, steps, results)
+            except TransactionConflict:  # a deadlock with SQL outside the lock order
+                await self._session.rollback()  # retried below, in a savepoint
+            except DatabaseUnavailable:
+                raise
+            except ImsRepoError:
+                # The transaction held the page alone: undone as a savepoint would be,
+                # so the session goes on as after the other path's failure.
+                await self._session.rollback()
+                raise
+        return await self._locked(
+            lambda: self._stored(session_key, steps), issue_ids=page.issue_ids
+        )
+
+    async def _stored(self, session_id: int, steps: list[BoundStatement]) -> StoredPage:
+        results = await self._session.fetch_pipeline(steps)
+        return _stored_page(session_id, self._session.user_id, steps, results)
+
+    def _page_steps(
+        self, page: Page, session_id: int, search: NewSearchQuery | None
+    ) -> list[BoundStatement]:
+        """The statements that store ``page`` (after its locks), in order."""
+        steps: list[BoundStatement] = []
+        if page.issue_ids:
+            rows = Jsonb(page.stage_documents(self._session.time_zone), dumps=to_json)
+            steps += [
+                CREATE_UPSERT_STAGE.bind({}),
+                FILL_UPSERT_STAGE.bind({"rows": rows}),
+                UPSERT_STAGED.bind({}),
+                CLEAR_UPSERT_STAGE.bind({}),
+            ]
+            for kind, statement, param in _LIST_STATEMENTS:
+                issue_ids, items = page.list_documents(kind)
+                if issue_ids:
+                    extra = {"session_id": session_id} if kind == "attachments" else {}
+                    params = {"issue_ids": issue_ids, param: Jsonb(items, dumps=to_json)}
+                    steps.append(statement.bind({**params, **extra}))
+            links = Jsonb(page.links, dumps=to_json)
+            steps.append(LINK_ISSUES.bind({"session_id": session_id, "links": links}))
+        if search is not None:
+            steps.append(LOG.bind(search.model_dump()))
+        return steps
+
     async def upsert_batch(self, batch: Batch, *, exclusive: bool = False) -> UpsertResult:
         """Write one batch of ``upsert_many`` (its two steps) in the current transaction,
         in a savepoint, after taking its place in the lock order (``exclusive``: the
@@ -497,6 +598,46 @@ class AsyncIssueRepository(AsyncRepository):
             )
             for row in await self._session.fetch_rows(bound)
         ]
+
+
+_LIST_STATEMENTS = (
+    ("comments", REPLACE_COMMENTS, "comments"),
+    ("history", REPLACE_HISTORY, "changes"),
+    ("attachments", REPLACE_ATTACHMENTS, "attachments"),
+)
+"""Each list a page item may give, the statement that replaces it, its JSON parameter."""
+
+
+def _stored_page(
+    session_id: int,
+    user_id: int | None,
+    steps: Sequence[BoundStatement],
+    results: Sequence[list[dict[str, Any]]],
+) -> StoredPage:
+    """What ``store_page``'s statements did, from their rows; ``NotFound`` when the
+    crawl session was not visible (the caller undoes the page)."""
+    done: dict[str, Any] = {"inserted": 0, "updated": 0, "unchanged": 0, "linked": 0, "relinked": 0}
+    by_statement = {bound.statement: rows for bound, rows in zip(steps, results, strict=True)}
+    if UPSERT_STAGED in by_statement:
+        done.update(by_statement[UPSERT_STAGED][0])
+    for kind, statement, _ in _LIST_STATEMENTS:
+        if statement in by_statement:
+            replaced = by_statement[statement][0]
+            done[f"{kind}_added"] = replaced["added"]
+            done[f"{kind}_removed"] = replaced["removed"]
+    if LINK_ISSUES in by_statement:
+        linked = by_statement[LINK_ISSUES][0]
+        if linked["sessions"] == 0:
+            raise NotFound(
+                f"crawl session {session_id} is not visible to user {user_id}; "
+                "nothing of the page was stored",
+                table="crawl_sessions",
+                key=str(session_id),
+            )
+        done["linked"], done["relinked"] = linked["linked"], linked["relinked"]
+    if LOG in by_statement:
+        done["search"] = SearchQuery.model_validate(by_statement[LOG][0])
+    return StoredPage.model_validate(done)
 
 
 def _status(value: Any, name: str) -> str:

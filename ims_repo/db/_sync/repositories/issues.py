@@ -394,7 +394,7 @@ class IssueRepository(Repository):
     def store_page(
         self,
         session_id: int,
-        issues: Sequence[PageIssue | Mapping[str, Any]],
+        issues: Iterable[PageIssue | Mapping[str, Any]],
         *,
         first_crawl_order: int | None = None,
         search: NewSearchQuery | Mapping[str, Any] | None = None,
@@ -413,15 +413,17 @@ class IssueRepository(Repository):
         item is validated before anything is sent (``InvalidInput`` names its position).
         ``NotFound`` when the context cannot see the crawl session; then, as on any
         error the server raises, nothing of the page is kept and the session goes on
-        (what the transaction held before the call is kept). Attachments without ``session_id`` are
-        recorded as downloaded by this session. The session's block commits the page.
+        (what the transaction held before the call is kept). Attachments without
+        ``session_id`` are recorded as downloaded by this session. The session's block
+        commits the page.
         """
         session_key = validate_value(_KEY, session_id, "session_id")
         page = build_page(issues, first_crawl_order)
         logged = None if search is None else validate_input(NewSearchQuery, search)
-        if not page.issue_ids and logged is None:
-            return StoredPage(inserted=0, updated=0, unchanged=0, linked=0, relinked=0)
         steps = self._page_steps(page, session_key, logged)
+        if not page.issue_ids:  # no issue to lock: at most the search to log
+            results = self._session.fetch_pipeline(steps) if steps else []
+            return _stored_page(session_key, self._session.user_id, steps, results)
         lock = LOCK_ISSUES.bind({"issue_ids": page.issue_ids, "issue_pks": [], "exclusive": False})
         if not self._session.in_transaction:
             # A transaction that holds no issue lock yet waits for its buckets in the lock

@@ -87,6 +87,7 @@ class AsyncRunner:
         on a database without replicas (nothing to wait for)."""
         self.statements_sent = 0
         """Statements sent for the caller (not counting BEGIN, context and COMMIT)."""
+        self._pipeline_failed = False
 
     # --- context and transactions -------------------------------------------------
 
@@ -171,7 +172,7 @@ class AsyncRunner:
             await self._connection.close()  # busy mid-statement: never reuse it
             return
         try:
-            await self._connection.execute("ROLLBACK")
+            await self._rollback()
         except psycopg.Error as error:
             if not (failed and self._connection.broken):
                 raise map_error(error) from error
@@ -265,6 +266,7 @@ class AsyncRunner:
                     await cursor.execute(bound.text, bound.params)
             return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
         except psycopg.Error as error:
+            self._pipeline_failed = True
             raise map_error(error, _failed_step(steps, cursors)) from error
         finally:
             if self._slow is not None:
@@ -388,12 +390,7 @@ class AsyncRunner:
             if command == "COMMIT" and self._track_commits:
                 await self._commit_tracked()
             elif command == "ROLLBACK":
-                # psycopg's rollback also forgets the statements psycopg prepared on the
-                # connection (DEALLOCATE ALL): a failed pipeline skips the statements after
-                # the failing one, and psycopg may count one of them as prepared although
-                # the server never parsed it ("prepared statement … does not exist" at its
-                # next use; tests/test_store_page.py).
-                await self._connection.rollback()
+                await self._rollback()
             else:
                 await self._connection.execute(command)
         except psycopg.Error as error:
@@ -405,12 +402,30 @@ class AsyncRunner:
                 )
             raise mapped from error
 
+    async def _rollback(self) -> None:
+        """``ROLLBACK``; after a failed pipeline through psycopg's ``rollback()``, which
+        also forgets the statements psycopg prepared on the connection.
+
+        A failed pipeline skips the statements after the failing one, and psycopg (3.3)
+        may count one of them as prepared although the server never parsed it: at the
+        run where a statement crosses ``prepare_threshold`` it records the name before
+        the result comes, and checks results only on a statement's first run. Its next
+        use would fail with ``prepared statement "_pg3_N" does not exist``
+        (tests/test_store_page.py). Forgetting them all (``DEALLOCATE ALL``) costs a
+        round trip and a new preparation of each, so only after a failed pipeline."""
+        if self._pipeline_failed:
+            self._pipeline_failed = False
+            await self._connection.rollback()
+        else:
+            await self._connection.execute("ROLLBACK")
+
     async def _commit_tracked(self) -> None:
         """COMMIT and ask for the WAL position in one round trip (``commit_position``)."""
         cursor = self._connection.cursor()
         async with self._connection.pipeline():
             await self._connection.execute("COMMIT")
-            await cursor.execute(COMMIT_POSITION.query)
+            # Never prepared: a failed COMMIT would skip it (see ``_rollback``).
+            await cursor.execute(COMMIT_POSITION.query, prepare=False)
         row = await cursor.fetchone()
         if row is not None and row[0] is not None:
             self.commit_position = CommitPosition.parse(row[0])

@@ -90,6 +90,7 @@ class Runner:
         on a database without replicas (nothing to wait for)."""
         self.statements_sent = 0
         """Statements sent for the caller (not counting BEGIN, context and COMMIT)."""
+        self._pipeline_failed = False
 
     # --- context and transactions -------------------------------------------------
 
@@ -174,7 +175,7 @@ class Runner:
             self._connection.close()  # busy mid-statement: never reuse it
             return
         try:
-            self._connection.execute("ROLLBACK")
+            self._rollback()
         except psycopg.Error as error:
             if not (failed and self._connection.broken):
                 raise map_error(error) from error
@@ -268,6 +269,7 @@ class Runner:
                     cursor.execute(bound.text, bound.params)
             return [cursor.fetchall() if cursor.description else [] for cursor in cursors]
         except psycopg.Error as error:
+            self._pipeline_failed = True
             raise map_error(error, _failed_step(steps, cursors)) from error
         finally:
             if self._slow is not None:
@@ -391,12 +393,7 @@ class Runner:
             if command == "COMMIT" and self._track_commits:
                 self._commit_tracked()
             elif command == "ROLLBACK":
-                # psycopg's rollback also forgets the statements psycopg prepared on the
-                # connection (DEALLOCATE ALL): a failed pipeline skips the statements after
-                # the failing one, and psycopg may count one of them as prepared although
-                # the server never parsed it ("prepared statement … does not exist" at its
-                # next use; tests/test_store_page.py).
-                self._connection.rollback()
+                self._rollback()
             else:
                 self._connection.execute(command)
         except psycopg.Error as error:
@@ -408,12 +405,30 @@ class Runner:
                 )
             raise mapped from error
 
+    def _rollback(self) -> None:
+        """``ROLLBACK``; after a failed pipeline through psycopg's ``rollback()``, which
+        also forgets the statements psycopg prepared on the connection.
+
+        A failed pipeline skips the statements after the failing one, and psycopg (3.3)
+        may count one of them as prepared although the server never parsed it: at the
+        run where a statement crosses ``prepare_threshold`` it records the name before
+        the result comes, and checks results only on a statement's first run. Its next
+        use would fail with ``prepared statement "_pg3_N" does not exist``
+        (tests/test_store_page.py). Forgetting them all (``DEALLOCATE ALL``) costs a
+        round trip and a new preparation of each, so only after a failed pipeline."""
+        if self._pipeline_failed:
+            self._pipeline_failed = False
+            self._connection.rollback()
+        else:
+            self._connection.execute("ROLLBACK")
+
     def _commit_tracked(self) -> None:
         """COMMIT and ask for the WAL position in one round trip (``commit_position``)."""
         cursor = self._connection.cursor()
         with self._connection.pipeline():
             self._connection.execute("COMMIT")
-            cursor.execute(COMMIT_POSITION.query)
+            # Never prepared: a failed COMMIT would skip it (see ``_rollback``).
+            cursor.execute(COMMIT_POSITION.query, prepare=False)
         row = cursor.fetchone()
         if row is not None and row[0] is not None:
             self.commit_position = CommitPosition.parse(row[0])

@@ -234,8 +234,9 @@ def test_the_same_issue_twice_on_a_page_is_merged_and_the_later_item_wins(
         ([item(1)], {"first_crawl_order": 2**31 - 1}, None),
         ([item(1), item(2)], {"first_crawl_order": 2**31 - 1}, "first_crawl_order"),
         ([item(1)], {"search": {"user_id": 1}}, "query_text"),
-        ({"issue_id": "PG-1"}, {}, "issues must be a list"),
-        ("PG-1", {}, "issues must be a list"),
+        ({"issue_id": "PG-1"}, {}, "issues must be an iterable"),
+        ("PG-1", {}, "issues must be an iterable"),
+        (PageIssue(issue_id="PG-1", title="t", product="P"), {}, "issues must be an iterable"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_sent(

@@ -12,13 +12,13 @@ come back from the server between them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ims_repo.core.errors import InvalidInput
 from ims_repo.core.records import NewIssue, PageIssue
-from ims_repo.core.records.types import INT4_MAX, validate_input
+from ims_repo.core.records.types import INT4_MAX, validate_all
 from ims_repo.core.staging import STAGED_FIELDS, Batch
 
 STAGE_COLUMNS: Final = (*STAGED_FIELDS, "set_fields", "occurrences", "content_hash")
@@ -67,18 +67,11 @@ def build_page(issues: Iterable[Any], first_crawl_order: int | None) -> Page:
     shaped for their statements; ``InvalidInput`` names the first bad item's position.
     Issue ``i`` of the page is linked with crawl order ``first_crawl_order + i`` (the
     position of its last occurrence), or none when ``first_crawl_order`` is None."""
-    if isinstance(issues, str | bytes | Mapping) or not isinstance(issues, Iterable):
-        raise InvalidInput(f"issues must be a list of page items, not {type(issues).__name__}")
     if first_crawl_order is not None and not (
         type(first_crawl_order) is int and 0 <= first_crawl_order <= INT4_MAX
     ):
         raise InvalidInput(f"first_crawl_order must be an integer from 0 to {INT4_MAX}")
-    items: list[PageIssue] = []
-    for index, item in enumerate(issues):
-        try:
-            items.append(validate_input(PageIssue, item))
-        except InvalidInput as error:
-            raise InvalidInput(f"issues[{index}]: {error}") from error
+    items = validate_all(PageIssue, issues, "issues")
     if first_crawl_order is not None and first_crawl_order + len(items) - 1 > INT4_MAX:
         raise InvalidInput(f"first_crawl_order + the page's length exceeds {INT4_MAX}")
     new_issues = [_new_issue(item) for item in items]

@@ -8,6 +8,8 @@ rejected lines and its splitting of a refused batch; never a parameter's value.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -48,6 +50,39 @@ def test_a_statement_over_the_threshold_is_logged_by_name_without_parameters(
     assert messages[0].endswith(" ms (slow_statement=0.02 s)")
     assert messages[1].startswith("slow statement (raw SQL from execute()): ")
     assert SECRET not in caplog.text
+
+
+def test_a_slow_copy_and_a_slow_pipeline_are_logged_by_name(
+    ims_app_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "loads.sql"
+    path.write_text(
+        "-- name: stage :none\n-- A table to load.\n"
+        "CREATE TEMP TABLE loaded (n integer NOT NULL) ON COMMIT DROP;\n\n"
+        "-- name: load :none\n-- Streams numbers into it.\n"
+        "COPY pg_temp.loaded (n) FROM STDIN;\n\n"
+        "-- name: nap :scalar\n-- Sleeps for the given seconds.\n"
+        "SELECT pg_catalog.pg_sleep(:seconds) IS NULL;\n"
+    )
+    loads = QueryFile(path)
+    stage, load = loads.statement("stage"), loads.statement("load")
+    nap = loads.statement("nap", "seconds")
+
+    def numbers() -> Iterator[tuple[int]]:
+        yield (1,)
+        time.sleep(0.05)  # a crawler producing its rows while the COPY runs
+        yield (2,)
+
+    caplog.set_level(logging.WARNING, logger="ims_repo.db.statements")
+    with Database(ims_app_url, slow_statement=0.02) as db, db.session() as s:
+        s.run(stage.bind({}))
+        s.copy_rows(load.bind({}), numbers())
+        s.fetch_pipeline([nap.bind({"seconds": 0.03}), nap.bind({"seconds": 0.0})])
+    messages = [r.getMessage() for r in caplog.records if r.name == "ims_repo.db.statements"]
+    assert [m.split(":")[0] for m in messages] == [
+        "slow statement loads.load",
+        "slow statement pipeline of 2 (loads.nap, loads.nap)",
+    ]
 
 
 def test_no_threshold_logs_nothing(

@@ -294,6 +294,7 @@ class AsyncRunner:
         await self._begin_if_idle()
         self.statements_sent += 1
         cursor = self._connection.cursor()
+        started = monotonic() if self._slow is not None else 0.0
         try:
             async with cursor.copy(bound.text, bound.params) as copy:
                 if types is not None:
@@ -302,6 +303,9 @@ class AsyncRunner:
                     await copy.write_row(row)
         except psycopg.Error as error:
             raise map_error(error, bound.statement) from error
+        finally:
+            if self._slow is not None:
+                _log_if_slow(bound.statement.label, monotonic() - started, self._slow)
 
     async def execute(
         self, sql: str, params: Mapping[str, Any] | None = None

@@ -32,7 +32,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from ims_repo.services.migrations import grant_login, migrate
+from ims_repo.services.migrations import grant_login, migrate, rollback, status
 
 URL_VARIABLE = "IMS_BENCH_DATABASE_URL"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -411,6 +411,12 @@ def session_row(plan: Plan, s: int) -> tuple[Any, ...]:
 
 
 # --- the database --------------------------------------------------------------------------
+
+
+def rollback_to(url: str, last: str) -> list[str]:
+    """Roll back every applied migration after ``last`` (an id, ``"0010.lean_writes"``),
+    however many later ones there are; the ids rolled back, most recent first."""
+    return rollback(url, sum(1 for name, applied in status(url) if applied and name > last))
 
 
 class BenchDatabase:

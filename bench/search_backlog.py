@@ -12,9 +12,10 @@ crawl nobody has refreshed yet leaves them (a row in ``ims.issue_search_stale``,
 after such a change), the queries are measured, the backlog is refreshed with
 ``s.search.refresh_bounds()`` in batches of ``--batch-size`` (one transaction each, as
 ``ims-repo refresh-search`` does) and timed per issue, and the queries are measured
-again: right after the refresh (the planner's statistics still those of the backlog),
-then after ``VACUUM ANALYZE`` of the two tables (what autovacuum does some time after the
-refresh; the refresh does not).
+again: right after the refresh (until migration 0012 the planner's statistics still those
+of the backlog, and the new bounds in the GIN index's pending list), then after ``VACUUM
+ANALYZE`` of the two tables (what autovacuum does some time after the refresh; since 0012
+the refresh's last batch does the part that matters to the search).
 
 Each measurement: the bench's queries (``bench.data.SEARCH_EN``, ``SEARCH_KO``) through
 ``s.search.issues(query, limit=50)`` as the runtime login, ``--repeat`` passes after an

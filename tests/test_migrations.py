@@ -30,6 +30,7 @@ ALL_IDS = [
     "0009.search_ranking",
     "0010.lean_writes",
     "0011.lazy_rank_bounds",
+    "0012.search_backlog",
 ]
 
 TABLES = [
@@ -578,6 +579,8 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
             "ims.search_full_text(text,text,integer)": (True, False),
             "ims.search_title_text(text,text,integer,bigint[])": (True, False),
             "ims.refresh_search_bounds(integer)": (True, False),  # 0011
+            # 0012: called by the refresh, maintains the bounds' tables as their owner
+            "ims.maintain_search_bounds(boolean)": (True, False),
             "ims.analytics_figures(date,date)": (True, False),
             "ims.refresh_analytics(date)": (True, False),
             # the trigger functions need nobody's EXECUTE
@@ -598,6 +601,7 @@ def test_ims_app_has_exactly_the_runtime_privileges(db: str) -> None:
             ("audit_changes", ["search_path=pg_catalog, ims"]),
             ("audit_issue_inserts", ["search_path=pg_catalog, ims"]),
             ("forget_content_hash", ["search_path=pg_catalog, ims"]),
+            ("maintain_search_bounds", ["search_path=pg_catalog, ims"]),
             ("mark_search_stale", ["search_path=pg_catalog, ims"]),
         ]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -393,3 +394,163 @@ def test_patterns_are_the_sets_of_lexemes_that_match(ims_db: Database) -> None:
         )
         assert (row["lexemes"], row["prefixes"]) == (["crash", "시간"], [False, True])
         assert row["patterns"] == [1, 2, 3]
+
+
+# --- migration 0012: what a backlog of stale issues costs a search; after a refresh ---
+
+# What the planner expects a statement to return (EXPLAIN), as the owner would see it.
+EXPECTED_ROWS = "EXPLAIN (FORMAT JSON) SELECT FROM ims.issue_search_stale"
+
+
+def expected_stale(admin: psycopg.Connection[Any]) -> float:
+    row = admin.execute(EXPECTED_ROWS).fetchone()
+    assert row is not None
+    return float(row[0][0]["Plan"]["Plan Rows"])
+
+
+def analyze_count(admin: psycopg.Connection[Any], table: str) -> int:
+    """How often ``table`` was analyzed (ANALYZE reports to the statistics at once)."""
+    admin.execute("SELECT pg_stat_clear_snapshot()")
+    row = admin.execute(
+        "SELECT analyze_count FROM pg_stat_user_tables WHERE relid = %s::regclass", (table,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_stale_matches_that_fill_a_round_leave_the_bounds_to_prove_the_top(
+    ims_db: Database, ims_admin_url: str, ims_app_url: str
+) -> None:
+    """A backlog whose matches alone fill the first round: 400 stale issues that match
+    only in their descriptions (each ranks below 0.4). 0011 set the next threshold just
+    below their last rank, at 0.4 or less, and gave up: it ranked every match. 0012 goes
+    on down the listed thresholds, so the bounds prove the top, which is still exact."""
+    seed(ims_db, ims_admin_url, 6000)
+    with ims_db.session() as s:
+        s.execute(
+            "INSERT INTO ims.issues (issue_id, title, description, product) "
+            "SELECT 'D-' || g, 'note ' || g, 'server crash 시간이 연결 오류 memory leak', 'Tibero' "
+            "FROM generate_series(1, 400) AS g"
+        )
+        assert stale_count(s) == 400
+    for query in ["server", "crash or hang", "시간", "연결 오류", "memory leak"]:
+        with ims_db.session() as s:
+            s.execute(ALWAYS_BOUND)
+            hits = s.search.issues(query, limit=50)
+            expected = plain_top(s, query, None, 50)
+            stale_ranks = s.execute(
+                "SELECT ts_rank(i.search_vector, ims.search_tsquery(%(q)s)) AS rank "
+                "FROM ims.issues AS i WHERE i.issue_id LIKE 'D-%%'",
+                {"q": query},
+            )
+        assert [(h.issue_id, h.rank) for h in hits] == expected, query
+        assert max(r["rank"] for r in stale_ranks) < 0.4  # they fill a round, below 0.4
+        messages = debug_messages(ims_app_url, query, None, 50)
+        assert "ims.search_full_text: ranking every match" not in messages, (query, messages)
+        assert any("proved" in m for m in messages), (query, messages)
+        assert "ims.search_full_text: 50 stale matches kept" in messages, (query, messages)
+
+
+def test_the_stale_matches_are_ranked_once_per_search(
+    ims_db: Database, ims_admin_url: str, ims_app_url: str
+) -> None:
+    """0011 ranked the stale matches again in every round; 0012 once per call: the stale
+    table is read by one statement of a search that takes several rounds. (Counted by
+    the server for the transaction: the scans of ims.issue_search_stale; no nested loop,
+    so that each statement scans it once.)"""
+    seed(ims_db, ims_admin_url, 6000)
+    with ims_db.session() as s:
+        s.execute(
+            "UPDATE ims.issues SET title = title || ' server' "
+            "WHERE issue_id IN (SELECT 'R-' || g FROM generate_series(1, 600) AS g)"
+        )
+        assert stale_count(s) == 600
+    messages: list[str] = []
+    scans = "SELECT pg_stat_get_xact_numscans('ims.issue_search_stale'::regclass)"
+    with psycopg.connect(ims_app_url) as conn:  # one transaction: the counts are its own
+        conn.add_notice_handler(lambda diag: messages.append(diag.message_primary or ""))
+        conn.execute("SET ims.search_rank_all_below = 0")
+        conn.execute("SET enable_nestloop = off")
+        conn.execute("SET client_min_messages = debug1")
+        for query in ["server", "crash or hang", "시간"]:
+            messages.clear()
+            before = conn.execute(scans).fetchone()
+            conn.execute("SELECT issue_pk FROM ims.search_issues(%s, NULL, 50)", (query,))
+            after = conn.execute(scans).fetchone()
+            rounds = sum(1 for m in messages if m.startswith("ims.search_full_text: threshold"))
+            assert rounds >= 2, (query, messages)  # several rounds ...
+            assert before is not None and after is not None
+            assert after[0] - before[0] == 1, (query, rounds)  # ... one scan of the stale set
+        conn.rollback()
+
+
+def test_a_refresh_that_drains_the_backlog_leaves_the_tables_as_autovacuum_would(
+    ims_db: Database, ims_admin_url: str
+) -> None:
+    """After 0011's refresh the planner still expected the backlog in the stale table
+    until something analyzed it (autovacuum may be off), and the new bounds waited in the
+    GIN index's pending list, which every lookup scans, until a VACUUM. 0012's refresh,
+    when it drains the stale set, merges the list and analyzes the stale table, as the
+    tables' owner (the runtime role may not); and it analyzes the bounds table when that
+    has never been analyzed or has grown by a tenth since."""
+    with ims_db.session() as s:
+        s.execute(
+            "INSERT INTO ims.issues (issue_id, title, product) "
+            "SELECT 'A-' || g, 'server crash ' || g, 'Tibero' FROM generate_series(1, 3000) AS g"
+        )
+    with psycopg.connect(ims_admin_url, autocommit=True) as admin:
+        admin.execute("ANALYZE ims.issue_search_stale")  # the planner knows the backlog
+        assert expected_stale(admin) == 3000
+        stale_analyzed = analyze_count(admin, "ims.issue_search_stale")
+        assert analyze_count(admin, "ims.issue_search_bounds") == 0
+        for _ in range(3):  # batches that take all they ask for: more may be left
+            with ims_db.session() as s:
+                assert s.search.refresh_bounds(1000) == 1000
+        assert analyze_count(admin, "ims.issue_search_stale") == stale_analyzed
+        assert expected_stale(admin) >= 1000  # still the backlog's statistics
+        # The first batch found the bounds table never analyzed, the next two found it
+        # grown by more than a tenth since (2,000 rows against 1,000, 3,000 against 2,000).
+        assert analyze_count(admin, "ims.issue_search_bounds") == 3
+        with ims_db.session() as s:
+            assert s.search.refresh_bounds(1000) == 0  # a short batch: the set is drained
+        assert analyze_count(admin, "ims.issue_search_stale") == stale_analyzed + 1
+        assert expected_stale(admin) <= 1
+        merged = "SELECT gin_clean_pending_list('ims.issue_search_bounds_impacts_idx')"
+        assert admin.execute(merged).fetchone() == (0,)  # nothing left in the list
+        row = admin.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'ims.issue_search_bounds'::regclass"
+        ).fetchone()
+        assert row is not None and 2000 <= row[0] <= 3000
+        with ims_db.session() as s:  # nothing changed: nothing analyzed again
+            assert s.search.refresh_bounds(1000) == 0
+        assert analyze_count(admin, "ims.issue_search_stale") == stale_analyzed + 1
+        assert analyze_count(admin, "ims.issue_search_bounds") == 3
+
+
+def test_a_refresh_never_waits_to_analyze(ims_db: Database, ims_admin_url: str) -> None:
+    """The analyze's lock is only tried (NOWAIT): a table another transaction is
+    analyzing or vacuuming (here: holds that lock) is left unanalyzed, and the refresh
+    neither waits nor fails."""
+    with ims_db.session() as s:
+        s.execute(
+            "INSERT INTO ims.issues (issue_id, title, product) "
+            "SELECT 'N-' || g, 'server ' || g, 'Tibero' FROM generate_series(1, 500) AS g"
+        )
+    with psycopg.connect(ims_admin_url, autocommit=True) as admin:
+        admin.execute("ANALYZE ims.issue_search_stale")
+        assert expected_stale(admin) == 500
+        stale_analyzed = analyze_count(admin, "ims.issue_search_stale")
+        with psycopg.connect(ims_admin_url) as holder:
+            holder.execute("LOCK TABLE ims.issue_search_stale IN SHARE UPDATE EXCLUSIVE MODE")
+            with ims_db.session() as s:
+                s.execute("SET LOCAL lock_timeout = '5s'")  # a wait would fail the test
+                tick = time.perf_counter()
+                assert s.search.refresh_bounds() == 500
+                assert time.perf_counter() - tick < 4
+            holder.rollback()
+        assert analyze_count(admin, "ims.issue_search_stale") == stale_analyzed
+        assert expected_stale(admin) == 500
+        with ims_db.session() as s:  # the next refresh that finds it drained analyzes it
+            assert s.search.refresh_bounds() == 0
+        assert analyze_count(admin, "ims.issue_search_stale") == stale_analyzed + 1
+        assert expected_stale(admin) <= 1

@@ -617,7 +617,9 @@ def refresh_search(batch_size: int) -> None:
     an insert's cost); until a refresh, a broad search ranks each such issue itself:
     the same hits, slower as the backlog grows. Run it after a bulk ingest or from a
     periodic job. It commits after every batch, never waits for a lock (issues being
-    written are left for the next run), and stops when a batch comes back short.
+    written are left for the next run), and stops when a batch comes back short; that
+    last batch leaves the tables as autovacuum would (migration 0012: the bounds index's
+    pending list merged, the statistics of the emptied backlog refreshed).
     """
     total = 0
     with errors_as_click(), _open_database(database_url(), None, "ims_repo refresh") as db:

@@ -281,6 +281,20 @@ def test_a_page_the_server_refuses_leaves_the_connection_usable(
             assert s.issues.count() == 7
 
 
+def test_a_page_item_is_not_an_issue_for_the_other_writes(ims_db: Database) -> None:
+    """A ``PageIssue`` carries lists the single-issue writes would drop: refused there."""
+    page_issue = PageIssue(issue_id="PG-1", title="t", product="P", comments=[])
+    with ims_db.session() as s:
+        for write in (s.issues.create, s.issues.upsert):
+            with pytest.raises(InvalidInput, match="NewIssue"):
+                write(page_issue)  # type: ignore[arg-type]
+        assert s.statements_sent == 0
+        with pytest.raises(InvalidInput, match=r"issues\[0\]"):
+            s.issues.upsert_many([page_issue])  # type: ignore[list-item]
+        s.rollback()  # upsert_many's digest round ran; nothing was written
+        assert s.issues.count() == 0
+
+
 def test_a_crawl_session_the_context_cannot_see_stores_nothing_of_the_page(
     ims_db: Database, p: People
 ) -> None:

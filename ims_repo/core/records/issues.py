@@ -47,8 +47,9 @@ class Issue(BaseModel):
     crawl_count: int
 
 
-class NewIssue(BaseModel):
-    """An issue as crawled. On an upsert, fields left unset keep their stored value."""
+class _CrawledIssueFields(BaseModel):
+    """The fields of an issue as crawled, shared by ``NewIssue`` and ``PageIssue`` (not
+    one another's subclass: a page item is refused where an issue alone is expected)."""
 
     model_config = INPUT_CONFIG
 
@@ -67,6 +68,10 @@ class NewIssue(BaseModel):
     issue_updated_at: datetime | None = None
     url: Text | None = None
     raw_data: JsonObject = Field(default_factory=dict)
+
+
+class NewIssue(_CrawledIssueFields):
+    """An issue as crawled. On an upsert, fields left unset keep their stored value."""
 
 
 class IssueComment(BaseModel):
@@ -168,7 +173,7 @@ class NewAttachment(CrawledAttachment):
     issue_pk: int
 
 
-class PageIssue(NewIssue):
+class PageIssue(_CrawledIssueFields):
     """An issue as crawled on one page, with its lists (``s.issues.store_page``): the
     fields of ``NewIssue`` (those left unset keep their stored value), and the shape of
     a line of ``ims-repo import``.

@@ -650,6 +650,11 @@ class Bench:
                 "floor": lambda _: self.raw.upsert_plain(user, items()),
                 "ims_repo": ims,
                 "orm": peer,
+                # The digests computed on one thread while the server settles the
+                # batches of another connection.
+                "ref:ims_repo_2_connections": lambda _: self.ims.upsert_issues(
+                    items(), user_id=user, connections=2
+                ),
             },
             canon=lambda impl, results: [(r.inserted, r.updated, r.unchanged) for r in results],
             target=Target(

@@ -302,6 +302,12 @@ wanted AS (
         FROM ims.issues AS i
         WHERE i.issue_pk = ANY(:issue_pks::bigint[])
     ) AS t
+    -- No bucket is taken or tried by a transaction that holds, or takes, the
+    -- exclusive lock: not computed for it.
+    WHERE (
+        SELECT h.held_mode = 'shared' OR (h.held_mode = 'none' AND NOT :exclusive::boolean)
+        FROM held AS h
+    )
 ),
 ordered AS (
     SELECT w.bucket, h.held_mode

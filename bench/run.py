@@ -374,7 +374,7 @@ def document(
         writes = f" ({', '.join(map(str, sorted(repeats)))} for the writes)"
     return f"""# Benchmarks
 
-The last full run of `bench/` (SPEC §8, issue 5), written by `{command}`.
+The last full run of `bench/` (SPEC §8, issues 5 and 13), written by `{command}`.
 Regenerate with `make bench` (prints the table) or `.venv/bin/python -m bench --write-doc`.
 
 ## Run

@@ -32,14 +32,17 @@ LISTS: Final = ("comments", "history", "attachments")
 class Page:
     """The documents of one page's statements."""
 
-    issue_ids: list[str]
-    """The page's issues, once each, in the order they were first given."""
     batch: Batch
     """The issues as ``upsert_many`` would stage them (digests, merge, positions)."""
     lists: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     """kind -> issue_id -> the list given for it (the last item's list wins)."""
     links: list[dict[str, Any]] = field(default_factory=list)
     """One link per issue: issue_id, crawl_order, crawl_duration_ms."""
+
+    @property
+    def issue_ids(self) -> list[str]:
+        """The page's issues, once each, in the order they were first given."""
+        return list(self.batch.digests)
 
     def stage_documents(self, time_zone: str) -> list[dict[str, Any]]:
         """The staged rows as JSON objects for ``issues.fill_upsert_stage`` (times carry
@@ -75,10 +78,7 @@ def build_page(issues: Iterable[Any], first_crawl_order: int | None) -> Page:
     if first_crawl_order is not None and first_crawl_order + len(items) - 1 > INT4_MAX:
         raise InvalidInput(f"first_crawl_order + the page's length exceeds {INT4_MAX}")
     new_issues = [_new_issue(item) for item in items]
-    page = Page(
-        issue_ids=list(dict.fromkeys(item.issue_id for item in items)),
-        batch=Batch(new_issues, range(len(new_issues))),
-    )
+    page = Page(batch=Batch(new_issues, range(len(new_issues))))
     links: dict[str, dict[str, Any]] = {}
     for position, item in enumerate(items):
         for kind in LISTS:

@@ -421,10 +421,11 @@ class IssueRepository(Repository):
         page = build_page(issues, first_crawl_order)
         logged = None if search is None else validate_input(NewSearchQuery, search)
         steps = self._page_steps(page, session_key, logged)
-        if not page.issue_ids:  # no issue to lock: at most the search to log
+        issue_ids = page.issue_ids
+        if not issue_ids:  # no issue to lock: at most the search to log
             results = self._session.fetch_pipeline(steps) if steps else []
             return _stored_page(session_key, self._session.user_id, steps, results)
-        lock = LOCK_ISSUES.bind({"issue_ids": page.issue_ids, "issue_pks": [], "exclusive": False})
+        lock = LOCK_ISSUES.bind({"issue_ids": issue_ids, "issue_pks": [], "exclusive": False})
         if not self._session.in_transaction:
             # A transaction that holds no issue lock yet waits for its buckets in the lock
             # order and never finds one busy: the lock goes in the page's pipeline.
@@ -441,7 +442,7 @@ class IssueRepository(Repository):
                 self._session.rollback()
                 raise
         return self._locked(
-            lambda: self._stored(session_key, steps), issue_ids=page.issue_ids
+            lambda: self._stored(session_key, steps), issue_ids=issue_ids
         )
 
     def _stored(self, session_id: int, steps: list[BoundStatement]) -> StoredPage:

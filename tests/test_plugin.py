@@ -480,7 +480,9 @@ def test_ini_require_server(pytester: pytest.Pytester, monkeypatch: pytest.Monke
     pytester.makepyfile(test_user=SERVER_FACTS)
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*(failing, not skipping: the ini option ims_require_server is set)*"])
+    result.stdout.fnmatch_lines(
+        ["*(failing, not skipping: the ini option ims_require_server is set)*"]
+    )
     # pytest's -o on the command line wins over the ini file.
     pytester.runpytest("-o", "ims_require_server=false").assert_outcomes(skipped=1)
 
@@ -539,6 +541,47 @@ def test_a_later_session_drops_what_a_killed_one_left(
     finally:
         with psycopg.connect(ims_server.url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{foreign}"')
+
+
+def test_a_sweep_ends_the_backends_an_ended_session_left_running_before_it_looks(
+    ims_server: PgServer,
+) -> None:
+    """A killed session's CREATE DATABASE runs on in the server: its database would appear
+    after the sweep had listed the orphans. The sweep ends such backends first (and waits),
+    and leaves a live session's alone."""
+    from ims_repo.services.clone_pool import host_tag, sweep_orphans
+
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ended_pid = int(ended.stdout)
+    left_running = psycopg.connect(
+        ims_server.url(),
+        autocommit=True,
+        application_name=f"ims_repo fixtures {ended_pid}_{host_tag()}",
+    )
+    live = psycopg.connect(
+        ims_server.url(),
+        autocommit=True,
+        application_name=f"ims_repo fixtures {os.getpid()}_{host_tag()}",
+    )
+    backends = [c.info.backend_pid for c in (left_running, live)]
+    try:
+        sweep_orphans(ims_server.url())
+        with psycopg.connect(ims_server.url()) as conn:
+            still = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [backends]
+            ).fetchall()
+        assert still == [(live.info.backend_pid,)]
+        with pytest.raises(psycopg.OperationalError):
+            left_running.execute("SELECT 1")
+        assert live.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        left_running.close()
+        live.close()
 
 
 def _other_tag() -> str:

@@ -87,6 +87,7 @@ from ims_repo.services import local_server
 from ims_repo.services.clone_pool import (
     ClonePool,
     clone_statement,
+    connect_admin,
     drop_statement,
     session_prefix,
     sweep_orphans,
@@ -467,7 +468,7 @@ class _Admin:
         """Run *query*, reconnecting once if the connection was lost."""
         for attempt in (1, 2):
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self.server.url(), autocommit=True)
+                self._conn = connect_admin(self.server.url())
             try:
                 self._conn.execute(query)
                 return

@@ -14,6 +14,9 @@ clone). :meth:`ClonePool.close` stops both and drops every clone the pool still 
 Names carry the process id and a tag of the host (:func:`session_prefix`), so a session
 that crashed before its clean-up leaves databases a later session can recognise as
 orphans and drop (:func:`sweep_orphans`): only those of this host whose process is gone.
+The fixtures' own connections carry the same id in their ``application_name``
+(:func:`connect_admin`): a killed session's ``CREATE DATABASE`` runs on in the server
+until it ends, so the sweep ends such backends first and only then looks for orphans.
 
 This module imports neither pytest nor the rest of ims_repo.
 """
@@ -32,10 +35,12 @@ from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 __all__ = [
     "ClonePool",
     "clone_statement",
+    "connect_admin",
     "create_clone",
     "drop_database",
     "drop_statement",
@@ -61,6 +66,22 @@ def session_prefix() -> str:
     return f"{os.getpid()}_{host_tag()}_{secrets.token_hex(3)}"
 
 
+#: ``application_name`` of the fixtures' connections, before ``<pid>_<host tag>``.
+_APPLICATION = "ims_repo fixtures "
+_APPLICATION_NAME = re.compile(
+    "^" + re.escape(_APPLICATION) + r"(?P<pid>\d+)_(?P<host>[0-9a-f]{4})$"
+)
+#: How long the sweep waits for a dead session's backend to end (ms).
+_END_BACKEND_WAIT_MS = 30_000
+
+
+def connect_admin(url: str) -> psycopg.Connection[TupleRow]:
+    """An autocommit connection named after this process and host, so that a later
+    session's :func:`sweep_orphans` can tell it outlived its session."""
+    name = f"{_APPLICATION}{os.getpid()}_{host_tag()}"
+    return psycopg.connect(url, autocommit=True, application_name=name)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -71,26 +92,47 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _orphaned(pid: str, host: str) -> bool:
+    """Whether *pid* names a process of this host that has ended (not this one)."""
+    return host == host_tag() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+
+
+def _end_orphaned_backends(conn: psycopg.Connection[TupleRow]) -> None:
+    """End the server backends that ended sessions' fixtures left running, and wait until
+    they are gone: a killed session's ``CREATE DATABASE`` goes on without it, and its
+    database would appear after the sweep had listed what to drop."""
+    rows = conn.execute(
+        "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE %s",
+        [_APPLICATION + "%"],
+    ).fetchall()
+    for backend, application in rows:
+        match = _APPLICATION_NAME.match(str(application))
+        if match and _orphaned(match["pid"], match["host"]):
+            # With a timeout, pg_terminate_backend returns once the backend has exited
+            # (false, with a warning, if it has not within the wait).
+            conn.execute("SELECT pg_terminate_backend(%s, %s)", [backend, _END_BACKEND_WAIT_MS])
+
+
 def sweep_orphans(url: str) -> list[str]:
     """Drop the databases left by sessions of this host whose process has ended.
 
     Returns the names dropped. A database another sweeper is dropping at the same moment,
     or one still in use, is left for a later sweep.
     """
-    tag = host_tag()
     dropped = []
-    with psycopg.connect(url, autocommit=True) as conn:
-        names = [name for (name,) in conn.execute("SELECT datname FROM pg_database").fetchall()]
-        for name in names:
+    with connect_admin(url) as conn:
+        _end_orphaned_backends(conn)
+        rows = conn.execute("SELECT datname, datistemplate FROM pg_database").fetchall()
+        for name, is_template in rows:
             match = _NAME.match(name)
-            if not match or match["host"] != tag:
-                continue
-            pid = int(match["pid"])
-            if pid == os.getpid() or _pid_alive(pid):
+            if not match or not _orphaned(match["pid"], match["host"]):
                 continue
             try:
-                ident = sql.Identifier(name)
-                conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
+                # Only a template needs the ALTER (a clone whose DROP was cut short is
+                # "invalid": it can be dropped, not altered).
+                if is_template:
+                    ident = sql.Identifier(name)
+                    conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(ident))
                 conn.execute(drop_statement(name))
             except psycopg.Error:
                 continue
@@ -174,7 +216,7 @@ class ClonePool:
         if name is None:  # no thread (size 0) or it stopped: clone here, failing loudly
             name = self._new_name()
             try:
-                with psycopg.connect(self.url, autocommit=True) as conn:
+                with connect_admin(self.url) as conn:
                     create_clone(conn, name, self.template)
             except psycopg.Error as error:
                 if self._error is not None:
@@ -190,7 +232,7 @@ class ClonePool:
                 self._used.append(name)
                 self._changed.notify_all()
                 return
-        with psycopg.connect(self.url, autocommit=True) as conn:
+        with connect_admin(self.url) as conn:
             drop_database(conn, name)
 
     def close(self) -> None:
@@ -205,7 +247,7 @@ class ClonePool:
         self._ready.clear()
         self._used.clear()
         if leftover:
-            with psycopg.connect(self.url, autocommit=True) as conn:
+            with connect_admin(self.url) as conn:
                 for name in leftover:
                     drop_database(conn, name)
 
@@ -226,7 +268,7 @@ class ClonePool:
 
     def _make(self) -> None:
         try:
-            with psycopg.connect(self.url, autocommit=True) as conn:
+            with connect_admin(self.url) as conn:
                 while (name := self._next_name()) is not None:
                     started = time.perf_counter()
                     try:
@@ -249,7 +291,7 @@ class ClonePool:
         # the error shows, and close() retries what was queued.
         name = None
         try:
-            with psycopg.connect(self.url, autocommit=True) as conn:
+            with connect_admin(self.url) as conn:
                 while (name := self._next_used()) is not None:
                     drop_database(conn, name)
         except psycopg.Error:

@@ -102,6 +102,29 @@ async def test_async_no_replica_reachable_runs_on_the_primary(
     assert sum("runs on the primary" in m for m in caplog.messages) == 3
 
 
+async def test_async_an_unreachable_replica_is_tried_again_after_replica_retry_after(
+    replica_cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``replica_retry_after=0`` each session tries the replica again and logs the
+    outage again (opening the database logged it first)."""
+    c = replica_cluster
+    nobody = c.primary_server.url("ims", user="ims_test_app").replace(
+        f":{c.primary_server.port}/", f":{free_port()}/"
+    )
+    with caplog.at_level(logging.WARNING, logger="ims_repo.replicas"):
+        async with AsyncDatabase(
+            c.app_url(c.primary_server),
+            replicas=[nobody],
+            replica_wait=1.0,
+            replica_retry_after=0,
+            max_size=1,
+        ) as db:
+            for _ in range(3):
+                async with db.session(user_id=YIJAE, replica=True) as s:
+                    assert not await on_standby(s)
+    assert sum("is unreachable" in m for m in caplog.messages) == 4
+
+
 async def test_a_refused_write_sends_nothing(wire: Wire) -> None:
     async with (
         AsyncDatabase(wire.url, min_size=1, max_size=1) as db,

@@ -241,6 +241,45 @@ def test_no_replica_reachable_runs_on_the_primary_and_logs(
     assert sum("runs on the primary" in r.getMessage() for r in warnings) == 3
 
 
+@pytest.mark.parametrize(("retry_after", "outages_logged"), [(0, 4), (3600, 1)])
+def test_an_unreachable_replica_is_tried_again_after_replica_retry_after(
+    replica_cluster: Cluster,
+    caplog: pytest.LogCaptureFixture,
+    retry_after: float,
+    outages_logged: int,
+) -> None:
+    """Opening the database finds the replica unreachable and logs it; then each session
+    that tries it again and reaches nothing logs it once more: with
+    ``replica_retry_after=0`` every session tries it (and waits ``replica_wait``), within
+    the hour none does."""
+    c = replica_cluster
+    nobody = c.standby_server.url("ims", user="ims_test_app").replace(
+        f":{c.standby_server.port}/", f":{free_port()}/"
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="ims_repo.replicas"),
+        Database(
+            c.app_url(c.primary_server),
+            replicas=[nobody],
+            replica_wait=1.0,
+            replica_retry_after=retry_after,
+            max_size=1,
+        ) as db,
+    ):
+        for _ in range(3):
+            with db.session(user_id=YIJAE, replica=True) as s:
+                assert not on_standby(s)
+    assert sum("is unreachable" in m for m in caplog.messages) == outages_logged
+    assert sum("runs on the primary" in m for m in caplog.messages) == 3
+
+
+@pytest.mark.parametrize("seconds", [-1, True, float("inf"), "5"])
+def test_replica_retry_after_must_be_seconds(replica_cluster: Cluster, seconds: object) -> None:
+    c = replica_cluster
+    with pytest.raises(InvalidInput, match="replica_retry_after must be seconds"):
+        Database(c.app_url(c.primary_server), replica_retry_after=seconds)  # type: ignore[arg-type]
+
+
 def test_a_replica_login_that_bypasses_rls_is_refused(replica_cluster: Cluster) -> None:
     c = replica_cluster
     with pytest.raises(UnsafeLogin, match="superuser"):

@@ -41,7 +41,7 @@ from ims_repo.core.positions import CommitPosition
 from ims_repo.core.records import UpsertResult
 from ims_repo.db._acompat import AItems, ALock
 from ims_repo.db._async import parallel_upsert
-from ims_repo.db._async.replicas import AsyncReplica, AsyncReplicas
+from ims_repo.db._async.replicas import DOWN_FOR, AsyncReplica, AsyncReplicas
 from ims_repo.db._async.session import AsyncSession
 from ims_repo.db.environment import url_from_env
 
@@ -103,9 +103,10 @@ class AsyncDatabase:
     check). ``db.session(replica=True)`` runs on one of them, read-only; ``after=`` a
     primary session's ``s.commit_position`` waits up to ``replica_wait`` seconds for a
     replica that has replayed that commit. Without a usable replica such a session
-    runs, read-only still, on the primary. ``url`` may be a libpq multi-host URL with
-    ``target_session_attrs=read-write``: after a failover, new connections find the
-    promoted standby.
+    runs, read-only still, on the primary. A replica that cannot be reached is skipped
+    for ``replica_retry_after`` seconds before sessions try it again. ``url`` may be a
+    libpq multi-host URL with ``target_session_attrs=read-write``: after a failover, new
+    connections find the promoted standby.
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class AsyncDatabase:
         pooler: Pooler = "auto",
         replicas: Sequence[str] = (),
         replica_wait: float = 1.0,
+        replica_retry_after: float = DOWN_FOR,
         slow_statement: float | None = None,
     ) -> None:
         self._act_as = act_as
@@ -169,10 +171,14 @@ class AsyncDatabase:
         )
         if isinstance(replicas, str):
             raise InvalidInput("replicas must be a list of URLs, not one string")
-        if isinstance(replica_wait, bool) or not (
-            isinstance(replica_wait, int | float) and 0 <= replica_wait < math.inf
+        for option, seconds in (
+            ("replica_wait", replica_wait),
+            ("replica_retry_after", replica_retry_after),
         ):
-            raise InvalidInput(f"replica_wait must be seconds (0 or more), not {replica_wait!r}")
+            if isinstance(seconds, bool) or not (
+                isinstance(seconds, int | float) and 0 <= seconds < math.inf
+            ):
+                raise InvalidInput(f"{option} must be seconds (0 or more), not {seconds!r}")
         self._replica_urls = tuple(_conninfo(replica) for replica in replicas)
         self._replicas = AsyncReplicas(
             [
@@ -183,6 +189,7 @@ class AsyncDatabase:
                     max_size=max_size,
                     kwargs=self._connect_kwargs,
                     check_login=self._check_replica_login,
+                    retry_after=replica_retry_after,
                 )
                 for index, replica in enumerate(self._replica_urls, 1)
             ],

@@ -13,10 +13,11 @@ primary's, each connection checked by the same login check) per replica URL in a
   logged on ``logging.getLogger("ims_repo.replicas")``.
 
 A replica that cannot be reached (no connection within the wait) is skipped for
-``DOWN_FOR`` seconds, logged once as a warning, so that sessions do not each wait for
-it; after that it is tried again. A connection lost under a session fails that session
-with ``DatabaseUnavailable``; the replica's other connections, opened before the loss,
-are tested (an empty query) at their next checkout, as on the primary.
+``replica_retry_after`` seconds (``DOWN_FOR`` unless given), logged once as a warning, so
+that sessions do not each wait for it; after that it is tried again. A connection lost
+under a session fails that session with ``DatabaseUnavailable``; the replica's other
+connections, opened before the loss, are tested (an empty query) at their next checkout,
+as on the primary.
 
 PostgreSQL 15 has no way to wait for a replay position on the server, hence the polling;
 its cost is one round trip per replica asked, only for sessions given ``after=``.
@@ -43,7 +44,8 @@ from ims_repo.db._acompat import AsyncLoginCheck, asleep
 logger = logging.getLogger("ims_repo.replicas")
 
 DOWN_FOR = 5.0
-"""Seconds a replica that could not be reached is skipped before it is tried again."""
+"""Seconds a replica that could not be reached is skipped before it is tried again, by
+default (``replica_retry_after``)."""
 _FIRST_POLL = 0.002
 _LAST_POLL = 0.05
 
@@ -60,12 +62,17 @@ class AsyncReplica:
         max_size: int,
         kwargs: dict[str, Any],
         check_login: AsyncLoginCheck,
+        retry_after: float,
     ) -> None:
         self.conninfo = conninfo
+        self.retry_after = retry_after
         self.label = _label(conninfo)
         self._check_login = check_login
         self._down_until = 0.0
         self._losses = 0
+        # The pool's failed connection attempts as of its last successful one: more now
+        # means the replica stopped answering.
+        self._errors_seen = 0
         self._good_at: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], int] = (
             weakref.WeakKeyDictionary()
         )
@@ -102,25 +109,29 @@ class AsyncReplica:
         return monotonic() < self._down_until
 
     def mark_down(self, why: str) -> None:
-        """Skip this replica for ``DOWN_FOR`` seconds; logged once per outage."""
+        """Skip this replica for ``retry_after`` seconds; logged once per outage."""
         if not self.down:
             logger.warning(
                 "replica %s is unreachable (%s); replica sessions skip it for %g s",
                 self.label,
                 why,
-                DOWN_FOR,
+                self.retry_after,
             )
-        self._down_until = monotonic() + DOWN_FOR
+        self._down_until = monotonic() + self.retry_after
 
     async def getconn(self, deadline: float) -> psycopg.AsyncConnection[Any] | None:
         """A working connection, waiting until ``deadline`` at most; None if there is none
-        (the replica is then marked down unless it merely had every connection in use)."""
+        (the replica is then marked down if the pool failed to open a connection since its
+        last success, rather than merely having every connection in use)."""
         while True:
             try:
                 connection = await self.pool.getconn(max(deadline - monotonic(), 0.001))
             except PoolTimeout:
+                # pool_size counts a connection the pool is still trying to open (it
+                # retries for minutes): it is 0 only once the pool has given up.
                 stats = self.pool.get_stats()
-                if stats.get("pool_size", 0) == 0:
+                failing = stats.get("connections_errors", 0) > self._errors_seen
+                if failing or stats.get("pool_size", 0) == 0:
                     self.mark_down("no connection could be opened")
                 return None
             losses = self._losses
@@ -159,6 +170,7 @@ class AsyncReplica:
         """Set up a new pooled connection: the primary's login check, then mark it good."""
         await self._check_login(connection)
         self._good_at[connection] = self._losses
+        self._errors_seen = self.pool.get_stats().get("connections_errors", 0)
 
 
 @dataclass(frozen=True)

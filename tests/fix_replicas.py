@@ -25,7 +25,13 @@ from psycopg import sql
 from ims_repo import Database
 from ims_repo.faces.pytest_plugin import RUNTIME_LOGIN, RUNTIME_PASSWORD
 from ims_repo.services import sample_data
-from ims_repo.services.local_server import LocalServer, PgServer, find_bindir, why_unavailable
+from ims_repo.services.local_server import (
+    LocalServer,
+    PgServer,
+    find_bindir,
+    free_port,
+    why_unavailable,
+)
 from ims_repo.services.migrations import grant_login, migrate
 
 DBNAME = "ims"
@@ -57,6 +63,11 @@ class Cluster:
     def app_url(self, server: PgServer) -> str:
         """The runtime login's URL on ``server`` (RLS applies)."""
         return server.url(DBNAME, user=RUNTIME_LOGIN, password=RUNTIME_PASSWORD)
+
+    def unreachable_url(self) -> str:
+        """The runtime login's URL on a free port of 127.0.0.1, where no server listens."""
+        server = self.standby_server
+        return self.app_url(server).replace(f":{server.port}/", f":{free_port()}/")
 
     def query(self, server: PgServer, text: str, params: Any = None) -> list[tuple[Any, ...]]:
         """Rows of one statement run as the superuser, in autocommit."""

@@ -19,10 +19,19 @@ from time import monotonic
 import pytest
 
 from ims_repo import AsyncDatabase, DatabaseUnavailable
-from ims_repo.faces.pytest_plugin import RUNTIME_LOGIN, RUNTIME_PASSWORD
 from tests.conftest import ReportFigure
-from tests.fix_replicas import DBNAME, Cluster, start_cluster
-from tests.test_failover import AFTER, BATCH, BEFORE, MAX_ATTEMPTS, MAX_SECONDS, batch
+from tests.fix_replicas import Cluster, start_cluster
+from tests.test_failover import (
+    AFTER,
+    BATCH,
+    BEFORE,
+    MAX_ATTEMPTS,
+    MAX_SECONDS,
+    batch,
+    check_nothing_lost,
+    failover_url,
+    report,
+)
 
 
 @pytest.fixture
@@ -45,14 +54,9 @@ async def test_async_failover_to_the_promoted_synchronous_standby_loses_no_commi
     sync_cluster: Cluster, report_figure: ReportFigure
 ) -> None:
     c = sync_cluster
-    primary, standby = c.primary_server, c.standby_server
-    url = (
-        f"postgresql://{RUNTIME_LOGIN}:{RUNTIME_PASSWORD}@127.0.0.1:{primary.port},"
-        f"127.0.0.1:{standby.port}/{DBNAME}?target_session_attrs=read-write"
-    )
     committed = 0  # rows whose commit returned
     unavailable = 0
-    async with AsyncDatabase(url, min_size=2, max_size=2, timeout=2) as db:
+    async with AsyncDatabase(failover_url(c), min_size=2, max_size=2, timeout=2) as db:
         for number in range(BEFORE):
             await write(db, number)
             committed += BATCH
@@ -92,20 +96,13 @@ async def test_async_failover_to_the_promoted_synchronous_standby_loses_no_commi
                 "SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby"
             )
 
-    assert on == [{"port": standby.port, "standby": False}]  # the promoted standby
-    ((kept, batches),) = c.query(
-        standby,
-        "SELECT count(*), count(DISTINCT title) FROM ims.issues WHERE issue_id LIKE 'FO-%'",
+    kept = check_nothing_lost(c, on, committed)
+    report(
+        report_figure,
+        "async failover",
+        failover=failover,
+        committed=committed,
+        kept=kept,
+        unavailable=unavailable,
+        attempts=attempts,
     )
-    assert kept == committed == (BEFORE + 1 + AFTER) * BATCH  # 0 lost, none extra
-    assert batches == BEFORE + 1 + AFTER
-    report_figure(
-        "async failover: seconds from kill to the first commit on the new primary",
-        f"{failover:.2f}",
-    )
-    report_figure("async failover: rows whose commit returned", committed)
-    report_figure("async failover: rows kept on the promoted standby", kept)
-    report_figure(
-        "async failover: DatabaseUnavailable raised (batch in flight + retries)", unavailable
-    )
-    report_figure("async failover: write attempts until the new primary took one", attempts)

@@ -11,7 +11,6 @@ import uuid
 import pytest
 
 from ims_repo import AsyncDatabase, AsyncSession, NewIssue, NewUser, ReadOnlySession
-from ims_repo.services.local_server import free_port
 from tests.conftest import ReportFigure
 from tests.fix_async import Wire
 from tests.fix_replicas import Cluster
@@ -88,9 +87,7 @@ async def test_async_no_replica_reachable_runs_on_the_primary(
     replica_cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     c = replica_cluster
-    nobody = c.primary_server.url("ims", user="ims_test_app").replace(
-        f":{c.primary_server.port}/", f":{free_port()}/"
-    )
+    nobody = c.unreachable_url()
     with caplog.at_level(logging.WARNING, logger="ims_repo.replicas"):
         async with AsyncDatabase(
             c.app_url(c.primary_server), replicas=[nobody], replica_wait=0.5, max_size=1
@@ -108,9 +105,7 @@ async def test_async_an_unreachable_replica_is_tried_again_after_replica_retry_a
     """With ``replica_retry_after=0`` each session tries the replica again and logs the
     outage again (opening the database logged it first)."""
     c = replica_cluster
-    nobody = c.primary_server.url("ims", user="ims_test_app").replace(
-        f":{c.primary_server.port}/", f":{free_port()}/"
-    )
+    nobody = c.unreachable_url()
     with caplog.at_level(logging.WARNING, logger="ims_repo.replicas"):
         async with AsyncDatabase(
             c.app_url(c.primary_server),

@@ -47,6 +47,48 @@ def batch(number: int) -> list[NewIssue]:
     ]
 
 
+def failover_url(c: Cluster) -> str:
+    """The runtime login on the primary, then the standby: new connections go to the one
+    that accepts writes."""
+    primary, standby = c.primary_server, c.standby_server
+    return (
+        f"postgresql://{RUNTIME_LOGIN}:{RUNTIME_PASSWORD}@127.0.0.1:{primary.port},"
+        f"127.0.0.1:{standby.port}/{DBNAME}?target_session_attrs=read-write"
+    )
+
+
+def check_nothing_lost(c: Cluster, on: list[dict[str, object]], committed: int) -> int:
+    """The last session ran on the promoted standby, which keeps every row whose commit
+    returned and nothing else; returns the rows kept."""
+    assert on == [{"port": c.standby_server.port, "standby": False}]
+    ((kept, batches),) = c.query(
+        c.standby_server,
+        "SELECT count(*), count(DISTINCT title) FROM ims.issues WHERE issue_id LIKE 'FO-%'",
+    )
+    assert kept == committed == (BEFORE + 1 + AFTER) * BATCH  # 0 lost, none extra
+    assert batches == BEFORE + 1 + AFTER
+    return int(kept)
+
+
+def report(
+    report_figure: ReportFigure,
+    label: str,
+    *,
+    failover: float,
+    committed: int,
+    kept: int,
+    unavailable: int,
+    attempts: int,
+) -> None:
+    report_figure(
+        f"{label}: seconds from kill to the first commit on the new primary", f"{failover:.2f}"
+    )
+    report_figure(f"{label}: rows whose commit returned", committed)
+    report_figure(f"{label}: rows kept on the promoted standby", kept)
+    report_figure(f"{label}: DatabaseUnavailable raised (batch in flight + retries)", unavailable)
+    report_figure(f"{label}: write attempts until the new primary took one", attempts)
+
+
 def write(db: Database, number: int) -> None:
     """One crawler step: a batch upserted and committed in its own session."""
     with db.session() as s:
@@ -58,14 +100,9 @@ def test_failover_to_the_promoted_synchronous_standby_loses_no_committed_row(
     sync_cluster: Cluster, report_figure: ReportFigure
 ) -> None:
     c = sync_cluster
-    primary, standby = c.primary_server, c.standby_server
-    url = (
-        f"postgresql://{RUNTIME_LOGIN}:{RUNTIME_PASSWORD}@127.0.0.1:{primary.port},"
-        f"127.0.0.1:{standby.port}/{DBNAME}?target_session_attrs=read-write"
-    )
     committed = 0  # rows whose commit returned
     unavailable = 0
-    with Database(url, min_size=2, max_size=2, timeout=2) as db:
+    with Database(failover_url(c), min_size=2, max_size=2, timeout=2) as db:
         for number in range(BEFORE):
             write(db, number)
             committed += BATCH
@@ -103,17 +140,13 @@ def test_failover_to_the_promoted_synchronous_standby_loses_no_committed_row(
         with db.session() as s:
             on = s.execute("SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby")
 
-    assert on == [{"port": standby.port, "standby": False}]  # the promoted standby
-    ((kept, batches),) = c.query(
-        standby,
-        "SELECT count(*), count(DISTINCT title) FROM ims.issues WHERE issue_id LIKE 'FO-%'",
+    kept = check_nothing_lost(c, on, committed)
+    report(
+        report_figure,
+        "failover",
+        failover=failover,
+        committed=committed,
+        kept=kept,
+        unavailable=unavailable,
+        attempts=attempts,
     )
-    assert kept == committed == (BEFORE + 1 + AFTER) * BATCH  # 0 lost, none extra
-    assert batches == BEFORE + 1 + AFTER
-    report_figure(
-        "failover: seconds from kill to the first commit on the new primary", f"{failover:.2f}"
-    )
-    report_figure("failover: rows whose commit returned", committed)
-    report_figure("failover: rows kept on the promoted standby", kept)
-    report_figure("failover: DatabaseUnavailable raised (batch in flight + retries)", unavailable)
-    report_figure("failover: write attempts until the new primary took one", attempts)

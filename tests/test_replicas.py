@@ -25,7 +25,6 @@ from ims_repo import (
     Session,
     UnsafeLogin,
 )
-from ims_repo.services.local_server import free_port
 from tests.conftest import ReportFigure
 from tests.fix_replicas import Cluster
 
@@ -223,9 +222,7 @@ def test_no_replica_reachable_runs_on_the_primary_and_logs(
     replica_cluster: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     c = replica_cluster
-    nobody = c.standby_server.url("ims", user="ims_test_app").replace(
-        f":{c.standby_server.port}/", f":{free_port()}/"
-    )
+    nobody = c.unreachable_url()
     with (
         caplog.at_level(logging.INFO, logger="ims_repo.replicas"),
         Database(
@@ -253,9 +250,7 @@ def test_an_unreachable_replica_is_tried_again_after_replica_retry_after(
     ``replica_retry_after=0`` every session tries it (and waits ``replica_wait``), within
     the hour none does."""
     c = replica_cluster
-    nobody = c.standby_server.url("ims", user="ims_test_app").replace(
-        f":{c.standby_server.port}/", f":{free_port()}/"
-    )
+    nobody = c.unreachable_url()
     with (
         caplog.at_level(logging.WARNING, logger="ims_repo.replicas"),
         Database(

@@ -31,6 +31,7 @@ ALL_IDS = [
     "0010.lean_writes",
     "0011.lazy_rank_bounds",
     "0012.search_backlog",
+    "0013.phrase_gaps",
 ]
 
 TABLES = [

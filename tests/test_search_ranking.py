@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from ims_repo import Database, Session
+from ims_repo.services import migrations
 
 ENGLISH = [
     "server", "connection", "timeout", "memory", "leak", "crash", "hang", "deadlock",
@@ -134,6 +135,52 @@ def test_the_top_is_exactly_that_of_ranking_every_match(
         ('"connection timeout"', None, 50),
     ]:
         assert case in proved, case
+
+
+PHRASE = '"connection timeout"'
+
+
+def search_state(db: Database, admin_url: str) -> tuple[dict[str, list[Any]], str, int]:
+    """Every query's top 50 (the phrase's every match), a digest of the rank bounds, and
+    how many issues are stale."""
+    with db.session() as s:
+        s.execute(ALWAYS_BOUND)
+        tops = {
+            query: [(h.issue_id, h.rank) for h in s.search.issues(query, limit=50)]
+            for query in QUERIES
+        }
+        tops[PHRASE] = [(h.issue_id, h.rank) for h in s.search.issues(PHRASE, limit=1000)]
+        stale = stale_count(s)
+    with psycopg.connect(admin_url) as conn:
+        [(bounds,)] = conn.execute(
+            "SELECT md5(string_agg(issue_pk || ':' || impacts::text, ',' ORDER BY issue_pk)) "
+            "FROM ims.issue_search_bounds"
+        ).fetchall()
+    return tops, bounds, stale
+
+
+def test_0013_changes_what_a_phrase_matches_and_no_rank_or_bound(
+    ims_db: Database, ims_admin_url: str
+) -> None:
+    """0013 numbers the parts of the search vector apart: a phrase no longer matches across
+    two of them, and nothing else changes (ts_rank of the search's OR query does not weigh
+    positions), so the rank bounds stay valid and no issue is marked stale. Its rollback
+    restores 0012's matches, and migrating again gives 0013's."""
+    seed(ims_db, ims_admin_url, 3000)
+    tops, bounds, stale = search_state(ims_db, ims_admin_url)
+    assert migrations.rollback(ims_admin_url) == ["0013.phrase_gaps"]
+    tops_0012, bounds_0012, stale_0012 = search_state(ims_db, ims_admin_url)
+    assert migrations.migrate(ims_admin_url) == ["0013.phrase_gaps"]
+    assert search_state(ims_db, ims_admin_url) == (tops, bounds, stale)
+
+    assert bounds == bounds_0012
+    assert stale == stale_0012 == 0
+    assert {q: t for q, t in tops.items() if q != PHRASE} == {
+        q: t for q, t in tops_0012.items() if q != PHRASE
+    }
+    # The phrase: fewer matches (those across two parts are gone), each with its rank.
+    assert set(tops[PHRASE]) < set(tops_0012[PHRASE])
+    assert len(tops[PHRASE]) >= 50
 
 
 STALE_QUERIES = ["server", "crash or hang", "server -network", "시간", "연결 오류", "memory leak"]

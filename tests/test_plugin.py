@@ -543,45 +543,74 @@ def test_a_later_session_drops_what_a_killed_one_left(
             conn.execute(f'DROP DATABASE IF EXISTS "{foreign}"')
 
 
-def test_a_sweep_ends_the_backends_an_ended_session_left_running_before_it_looks(
-    ims_server: PgServer,
-) -> None:
-    """A killed session's CREATE DATABASE runs on in the server: its database would appear
-    after the sweep had listed the orphans. The sweep ends such backends first (and waits),
-    and leaves a live session's alone."""
-    from ims_repo.services.clone_pool import host_tag, sweep_orphans
-
+def _ended_pid() -> int:
+    """The process id of a process that has ended."""
     ended = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
     )
-    ended_pid = int(ended.stdout)
-    left_running = psycopg.connect(
-        ims_server.url(),
-        autocommit=True,
-        application_name=f"ims_repo fixtures {ended_pid}_{host_tag()}",
-    )
-    live = psycopg.connect(
-        ims_server.url(),
-        autocommit=True,
-        application_name=f"ims_repo fixtures {os.getpid()}_{host_tag()}",
-    )
-    backends = [c.info.backend_pid for c in (left_running, live)]
+    return int(ended.stdout)
+
+
+def _fixture_connection(url: str, pid: int) -> psycopg.Connection[Any]:
+    """A connection named as the fixtures of the session of process *pid* name theirs."""
+    from ims_repo.services.clone_pool import host_tag
+
+    name = f"ims_repo fixtures {pid}_{host_tag()}"
+    return psycopg.connect(url, autocommit=True, application_name=name)
+
+
+def _running(server: PgServer, backends: list[int]) -> list[int]:
+    with psycopg.connect(server.url()) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s) ORDER BY pid", [backends]
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def test_a_sweep_ends_the_backends_an_ended_session_left_running_before_it_looks(
+    ims_server: PgServer,
+) -> None:
+    """A killed session's CREATE DATABASE runs on in the server: its database would appear
+    after the sweep had listed the orphans. The sweep ends such backends first (and waits),
+    and leaves a live session's alone."""
+    from ims_repo.services.clone_pool import sweep_orphans
+
+    left_running = _fixture_connection(ims_server.url(), _ended_pid())
+    live = _fixture_connection(ims_server.url(), os.getpid())
     try:
         sweep_orphans(ims_server.url())
-        with psycopg.connect(ims_server.url()) as conn:
-            still = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [backends]
-            ).fetchall()
-        assert still == [(live.info.backend_pid,)]
+        backends = [left_running.info.backend_pid, live.info.backend_pid]
+        assert _running(ims_server, backends) == [live.info.backend_pid]
         with pytest.raises(psycopg.OperationalError):
             left_running.execute("SELECT 1")
         assert live.execute("SELECT 1").fetchone() == (1,)
     finally:
         left_running.close()
         live.close()
+
+
+def test_a_sweep_by_a_login_that_may_not_end_a_backend_leaves_it_and_goes_on(
+    ims_server: PgServer,
+) -> None:
+    """A login with CREATEDB but not the right to end a superuser's backend: the sweep
+    leaves that backend running (what it makes is left for a later sweep), no error."""
+    from ims_repo.services.clone_pool import sweep_orphans
+
+    role = f"ims_sweeper_{os.getpid()}"
+    with psycopg.connect(ims_server.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD 'sweeper'")
+    left_running = _fixture_connection(ims_server.url(), _ended_pid())
+    try:
+        assert sweep_orphans(ims_server.url(user=role, password="sweeper")) == []
+        backend = left_running.info.backend_pid
+        assert _running(ims_server, [backend]) == [backend]
+    finally:
+        left_running.close()
+        with psycopg.connect(ims_server.url(), autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")
 
 
 def _other_tag() -> str:

@@ -4,11 +4,13 @@ pydantic (``ims_repo.core.records``)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from ims_repo.core.errors import InvalidInput
 
@@ -59,7 +61,22 @@ def as_list(values: Any, name: str) -> Any:
 
 def unstorable(value: Any) -> str | None:
     """What in ``value`` (text, or lists and dicts of it) PostgreSQL cannot store:
-    U+0000, and lone surrogates (not Unicode text, so not UTF-8); None when all is well."""
+    U+0000, and lone surrogates (not Unicode text, so not UTF-8); None when all is well.
+
+    A list or dict is first serialised by pydantic-core (a crawl page's documents hold
+    thousands of strings: walking them in Python cost more than the rest of the page's
+    client work): JSON text that pydantic-core could produce is UTF-8, so it holds no lone
+    surrogate, and without the escape ``\\u0000`` it holds no U+0000. Only a value that
+    fails that test (or cannot be serialised) is walked, for the exact answer."""
+    if isinstance(value, list | tuple | dict):
+        # ValueError: PydanticSerializationError (a lone surrogate, a type it cannot write)
+        with contextlib.suppress(ValueError):
+            if b"\\u0000" not in to_json(value):
+                return None
+    return _walk(value)
+
+
+def _walk(value: Any) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
             return "a NUL character (U+0000)"
@@ -76,7 +93,7 @@ def unstorable(value: Any) -> str | None:
     else:
         return None
     for item in items:
-        problem = unstorable(item)
+        problem = _walk(item)
         if problem:
             return problem
     return None

@@ -130,6 +130,20 @@ def test_items_that_cannot_vouch_for_themselves_are_validated(ims_db: Database) 
     assert got is not None and (got.status, got.crawl_count) == ("Open", 3)
 
 
+def test_an_item_without_an_issue_id_among_settled_ones_is_refused(ims_db: Database) -> None:
+    """Every item that names its issue is settled by its digest; the one that names none
+    is still validated, and refused with its position: nothing of the call is kept."""
+    with ims_db.session() as s:
+        s.issues.upsert_many([item(1), item(2)])
+    unnamed = {k: v for k, v in item(3).items() if k != "issue_id"}
+    with ims_db.session() as s:
+        before = bookkeeping(s)
+        with pytest.raises(InvalidInput, match=r"issues\[2\]: NewIssue"):
+            s.issues.upsert_many([item(1), item(2), unnamed])
+        s.rollback()
+        assert bookkeeping(s) == before
+
+
 def test_the_view_shows_the_current_bookkeeping_and_a_rollback_keeps_it(
     ims_db: Database, ims_admin_url: str
 ) -> None:

@@ -131,6 +131,8 @@ class Batch:
     positions: Sequence[int]
     digests: dict[str, list[Any]] = field(default_factory=dict)
     """issue_id -> [digest or None when its items differ or cannot be digested, count]"""
+    unnamed: int = 0
+    """Items without a text ``issue_id`` (validation refuses them in ``stage_rows``)."""
 
     def __post_init__(self) -> None:
         for item in self.items:
@@ -138,6 +140,7 @@ class Batch:
             if identity is None:
                 issue_id, digest = issue_id_of(item), None
                 if not isinstance(issue_id, str):
+                    self.unnamed += 1
                     continue  # refused by validation in stage_rows
             else:
                 issue_id, digest = identity
@@ -164,6 +167,8 @@ class Batch:
         offset is read in ``time_zone`` (the server's), as the server would read it;
         ``raw_data`` is wrapped by ``wrap_json`` (the driver's JSON adapter)."""
         skip = set(settled)
+        if not self.unnamed and len(skip) == len(self.digests):
+            return []  # every item settled (a re-crawl that found nothing changed)
         staged: dict[str, list[Any]] = {}  # issue_id -> [values, given fields, count]
         for index, item in zip(self.positions, self.items, strict=True):
             if skip and issue_id_of(item) in skip:

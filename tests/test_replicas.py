@@ -268,6 +268,30 @@ def test_an_unreachable_replica_is_tried_again_after_replica_retry_after(
     assert sum("runs on the primary" in m for m in caplog.messages) == 3
 
 
+def test_a_replica_with_every_connection_in_use_is_not_marked_down(
+    replica_cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkout that finds the replica's one connection taken runs on the primary, and
+    the next free one runs on the replica again (no outage logged, no skip)."""
+    c = replica_cluster
+    with (
+        caplog.at_level(logging.WARNING, logger="ims_repo.replicas"),
+        Database(
+            c.app_url(c.primary_server),
+            replicas=[c.app_url(c.standby_server)],
+            replica_wait=0.3,
+            max_size=1,
+        ) as db,
+    ):
+        with db.session(user_id=YIJAE, replica=True) as holder:
+            assert on_standby(holder)
+            with db.session(user_id=YIJAE, replica=True) as s:
+                assert not on_standby(s)  # the replica's connection is taken
+        with db.session(user_id=YIJAE, replica=True) as s:
+            assert on_standby(s)
+    assert not any("is unreachable" in m for m in caplog.messages)
+
+
 @pytest.mark.parametrize("seconds", [-1, True, float("inf"), "5"])
 def test_replica_retry_after_must_be_seconds(replica_cluster: Cluster, seconds: object) -> None:
     c = replica_cluster

@@ -73,8 +73,9 @@ class Replica:
         self._check_login = check_login
         self._down_until = 0.0
         self._losses = 0
-        # The pool's failed connection attempts as of its last successful one: more now
-        # means the replica stopped answering.
+        # The pool's failed connection attempts as of the last checkout that got a
+        # connection: more at a checkout that gets none means the replica stopped
+        # answering (rather than having every connection in use).
         self._errors_seen = 0
         self._good_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], int] = (
             weakref.WeakKeyDictionary()
@@ -124,8 +125,8 @@ class Replica:
 
     def getconn(self, deadline: float) -> psycopg.Connection[Any] | None:
         """A working connection, waiting until ``deadline`` at most; None if there is none
-        (the replica is then marked down if the pool failed to open a connection since its
-        last success, rather than merely having every connection in use)."""
+        (the replica is then marked down if the pool failed to open a connection since the
+        last checkout that got one, rather than merely having every connection in use)."""
         while True:
             try:
                 connection = self.pool.getconn(max(deadline - monotonic(), 0.001))
@@ -138,17 +139,17 @@ class Replica:
                     self.mark_down("no connection could be opened")
                 return None
             losses = self._losses
-            if self._good_at.get(connection, -1) >= losses:
-                return connection
-            try:  # opened before the last loss: make sure it survived it
-                connection.execute("")
-            except psycopg.Error:
-                self.pool.putconn(connection)  # broken: the pool replaces it
-                continue
-            except BaseException:
-                self.pool.putconn(connection)
-                raise
-            self._good_at[connection] = losses
+            if self._good_at.get(connection, -1) < losses:
+                try:  # opened before the last loss: make sure it survived it
+                    connection.execute("")
+                except psycopg.Error:
+                    self.pool.putconn(connection)  # broken: the pool replaces it
+                    continue
+                except BaseException:
+                    self.pool.putconn(connection)
+                    raise
+                self._good_at[connection] = losses
+            self._errors_seen = self.pool.get_stats().get("connections_errors", 0)
             return connection
 
     def putconn(self, connection: psycopg.Connection[Any]) -> None:
@@ -173,7 +174,6 @@ class Replica:
         """Set up a new pooled connection: the primary's login check, then mark it good."""
         self._check_login(connection)
         self._good_at[connection] = self._losses
-        self._errors_seen = self.pool.get_stats().get("connections_errors", 0)
 
 
 @dataclass(frozen=True)

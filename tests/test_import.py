@@ -34,7 +34,7 @@ from ims_repo.services.importer import (
 from tests.seed import People, crawl, people
 
 CHECKSUM = "ab" * 32
-STATEMENTS_PER_BATCH = 15  # upsert_many's 10, the children's locks, 3 child lists, links
+STATEMENTS_PER_BATCH = 14  # upsert_many's 10, 3 child lists, links
 
 
 def issue(n: int, **fields: Any) -> dict[str, Any]:

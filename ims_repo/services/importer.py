@@ -463,9 +463,9 @@ class _Import:
                 lists[kind][issue_id] = items
             if line.crawl_duration_ms is not None:
                 durations[issue_id] = line.crawl_duration_ms
-        # Children and links go in the lock order too: the upsert above took these
-        # issues' locks in this transaction, so this waits for nothing (see issues.py).
-        s.issues.lock_for_write(issue_ids=list(last))
+        # The children and links below need no lock of their own: upsert_many took these
+        # issues' locks in this transaction, and they are held until it ends (see
+        # issues.py).
 
         for kind, statement, param in (
             ("comments", REPLACE_COMMENTS, "comments"),
